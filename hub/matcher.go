@@ -8,13 +8,14 @@ type Matcher interface {
 	Match(topic string) bool
 }
 
-// ExactMatcher is implemented by matchers that select exactly one topic. The
-// hub indexes them in a map, so a publish touches only the subscribers of its
-// topics instead of testing every subscriber.
+// ExactMatcher is implemented by matchers that may select exactly one topic.
+// The hub indexes those in a map, so a publish touches only the subscribers
+// of its topics instead of testing every subscriber.
 type ExactMatcher interface {
 	Matcher
-	// Exact returns the one topic the matcher selects.
-	Exact() string
+	// Exact returns the one topic the matcher selects and true, or false
+	// when the matcher selects by pattern.
+	Exact() (topic string, ok bool)
 }
 
 // MatchAll is a Matcher that selects every topic: the "*" wildcard.
@@ -30,7 +31,7 @@ func Exact(topic string) ExactMatcher { return exact(topic) }
 type exact string
 
 func (e exact) Match(topic string) bool { return string(e) == topic }
-func (e exact) Exact() string           { return string(e) }
+func (e exact) Exact() (string, bool)   { return string(e), true }
 
 // anyMatch reports whether any matcher selects any of topics.
 func anyMatch(ms []Matcher, topics []string) bool {
