@@ -46,7 +46,7 @@ type Store interface {
 	// Follow calls fn, from a single goroutine, with every update appended
 	// after after (by any node sharing the store), in log order, as soon as
 	// it is durable. It blocks until ctx is done or the store fails, and
-	// returns the cause. A zero after follows from the current end of log.
+	// returns the cause. A zero after follows from the start of the log.
 	Follow(ctx context.Context, after Position, fn func(*Update)) error
 
 	// Bounds returns the positions of the oldest and newest retained

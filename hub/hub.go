@@ -1,0 +1,318 @@
+package hub
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config configures a Hub. The zero value is usable: an in-memory store and
+// the documented defaults.
+type Config struct {
+	// Store is the log the hub appends to and follows. Nil means a new
+	// MemoryStore with default limits, which the hub closes on Close; a
+	// store given here is owned by the caller.
+	Store Store
+	// QueueSize caps how many updates may wait for one subscriber before it
+	// is ended as a slow consumer. Zero means 1000.
+	QueueSize int
+	// QueueBytes caps the bytes that may wait for one subscriber. Zero
+	// means 8 MiB.
+	QueueBytes int
+	// ReplayLimit caps how many updates one resume replays; past it the
+	// subscriber is told of a gap. Zero means 10000.
+	ReplayLimit int
+	// Now returns the current time. Nil means time.Now.
+	Now func() time.Time
+	// Logger receives slow-consumer and store errors. Nil discards them.
+	Logger *slog.Logger
+	// Metrics observes the hub's events. Nil means no metrics.
+	Metrics Metrics
+}
+
+// Metrics observes what the hub does. Implementations must be safe for
+// concurrent use and cheap: they run on the publish and fan-out paths.
+type Metrics interface {
+	// Published is called once per update appended by this hub.
+	Published(u *Update)
+	// Dispatched is called once per update fanned out, with the number of
+	// subscribers it was queued for.
+	Dispatched(u *Update, subscribers int)
+	// SubscriberEnded is called when a subscription ends, with the cause
+	// (nil for a normal close).
+	SubscriberEnded(cause error)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Published(*Update)       {}
+func (noMetrics) Dispatched(*Update, int) {}
+func (noMetrics) SubscriberEnded(error)   {}
+
+// Errors a Hub returns.
+var (
+	// ErrSlowConsumer ends a subscription whose queue overflowed.
+	ErrSlowConsumer = errors.New("hub: subscriber too slow, queue overflowed")
+	// ErrInvalidUpdate is wrapped by every validation error of Publish.
+	ErrInvalidUpdate = errors.New("hub: invalid update")
+)
+
+// Hub fans updates out to subscriptions and replays history. It is safe for
+// concurrent use.
+type Hub struct {
+	cfg      Config
+	store    Store
+	ownStore bool
+	metrics  Metrics
+	log      *slog.Logger
+
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the dispatcher exits
+	runErr error         // why the dispatcher exited, set before done closes
+
+	// mu guards the index and makes registration atomic with dispatch:
+	// the dispatcher holds it for reading while it sets lastSeq and offers
+	// an update, Subscribe and unsubscribe hold it for writing.
+	mu       sync.RWMutex
+	exact    map[string]map[*Subscription]struct{}
+	patterns map[*Subscription]struct{}
+	count    int
+	closed   bool
+	lastSeq  atomic.Uint64 // seq of the last update dispatched
+	epoch    string
+}
+
+// New starts a hub following cfg.Store from its current end.
+func New(cfg Config) (*Hub, error) {
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = 1000
+	}
+	if cfg.QueueBytes <= 0 {
+		cfg.QueueBytes = 8 << 20
+	}
+	if cfg.ReplayLimit <= 0 {
+		cfg.ReplayLimit = 10000
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	h := &Hub{
+		cfg:      cfg,
+		store:    cfg.Store,
+		metrics:  cfg.Metrics,
+		log:      cfg.Logger,
+		exact:    make(map[string]map[*Subscription]struct{}),
+		patterns: make(map[*Subscription]struct{}),
+		done:     make(chan struct{}),
+	}
+	if h.store == nil {
+		h.store, h.ownStore = NewMemoryStore(MemoryConfig{}), true
+	}
+	if h.metrics == nil {
+		h.metrics = noMetrics{}
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	_, newest, err := h.store.Bounds(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("hub: reading store bounds: %w", err)
+	}
+	h.lastSeq.Store(newest.Seq)
+	h.epoch = newest.Epoch
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go h.run(ctx, newest)
+	return h, nil
+}
+
+// run is the dispatcher: it follows the store and fans every update out.
+func (h *Hub) run(ctx context.Context, from Position) {
+	defer close(h.done)
+	err := h.store.Follow(ctx, from, h.dispatch)
+	if ctx.Err() == nil {
+		h.log.Error("hub: following the store failed; ending all subscriptions", "err", err)
+		h.runErr = err
+		h.endAll(fmt.Errorf("hub: store failed: %w", err))
+	}
+}
+
+// dispatch offers u to every subscription that matches it.
+func (h *Hub) dispatch(u *Update) {
+	u.Frame() // encode once, outside any subscriber's lock
+	n := 0
+	h.mu.RLock()
+	h.lastSeq.Store(u.Pos.Seq)
+	for _, t := range u.Topics {
+		for s := range h.exact[t] {
+			if s.offer(u) {
+				n++
+			}
+		}
+	}
+	for s := range h.patterns {
+		if anyMatch(s.patterns, u.Topics) && s.offer(u) {
+			n++
+		}
+	}
+	h.mu.RUnlock()
+	h.metrics.Dispatched(u, n)
+}
+
+// Publish validates u, assigns its ID (a random "urn:uuid:" when empty) and
+// time, and appends it to the store. It returns the ID once the store has
+// accepted u; delivery to subscribers follows asynchronously. Validation
+// errors wrap ErrInvalidUpdate. Publish takes ownership of u.
+func (h *Hub) Publish(ctx context.Context, u *Update) (string, error) {
+	if err := ValidateUpdate(u); err != nil {
+		return "", err
+	}
+	if u.ID == "" {
+		u.ID = NewID()
+	}
+	u.Time = h.cfg.Now()
+	h.mu.RLock()
+	closed := h.closed
+	h.mu.RUnlock()
+	if closed {
+		return "", ErrClosed
+	}
+	if err := h.store.Append(ctx, u); err != nil {
+		return "", err
+	}
+	h.metrics.Published(u)
+	return u.ID, nil
+}
+
+// ValidateUpdate checks what the hub itself requires of an update: at least
+// one non-empty topic, and an ID and type that cannot inject SSE fields.
+// Protocol rules (reserved names, character classes) belong to the caller.
+func ValidateUpdate(u *Update) error {
+	if len(u.Topics) == 0 {
+		return fmt.Errorf("%w: no topic", ErrInvalidUpdate)
+	}
+	for _, t := range u.Topics {
+		if t == "" {
+			return fmt.Errorf("%w: empty topic", ErrInvalidUpdate)
+		}
+	}
+	if err := u.Event().Validate(); err != nil {
+		return fmt.Errorf("%w: %s", ErrInvalidUpdate, strings.TrimPrefix(err.Error(), "sse: "))
+	}
+	return nil
+}
+
+// NewID returns a random RFC 9562 version 4 UUID as a "urn:uuid:" IRI.
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("urn:uuid:%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// Store returns the hub's store.
+func (h *Hub) Store() Store { return h.store }
+
+// Subscribers returns the number of active subscriptions.
+func (h *Hub) Subscribers() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.count
+}
+
+// Close stops the dispatcher and ends every subscription with ErrClosed,
+// closing the store if the hub created it. Consumers see the end at their
+// next Drain, after the updates already queued. Close is idempotent; it
+// returns ctx's error if ctx ends before the dispatcher stopped.
+func (h *Hub) Close(ctx context.Context) error {
+	h.mu.Lock()
+	already := h.closed
+	h.closed = true
+	h.mu.Unlock()
+	h.cancel()
+	select {
+	case <-h.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if already {
+		return nil
+	}
+	h.endAll(ErrClosed)
+	if h.ownStore {
+		return h.store.Close()
+	}
+	return nil
+}
+
+// Done is closed when the hub stops dispatching: after Close, or when
+// following the store failed.
+func (h *Hub) Done() <-chan struct{} { return h.done }
+
+// endAll ends every subscription with err, letting queued updates drain.
+func (h *Hub) endAll(err error) {
+	h.mu.Lock()
+	subs := make([]*Subscription, 0, h.count)
+	for s := range h.patterns {
+		subs = append(subs, s)
+	}
+	for _, set := range h.exact {
+		for s := range set {
+			subs = append(subs, s)
+		}
+	}
+	h.mu.Unlock()
+	for _, s := range subs {
+		s.end(err, false)
+	}
+}
+
+// register adds s to the index and returns the last dispatched seq.
+func (h *Hub) register(s *Subscription) (uint64, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return 0, ErrClosed
+	}
+	for _, t := range s.exactTopics {
+		set := h.exact[t]
+		if set == nil {
+			set = make(map[*Subscription]struct{})
+			h.exact[t] = set
+		}
+		set[s] = struct{}{}
+	}
+	if len(s.patterns) > 0 {
+		h.patterns[s] = struct{}{}
+	}
+	h.count++
+	s.registered = true
+	return h.lastSeq.Load(), nil
+}
+
+// unregister removes s from the index. It is idempotent.
+func (h *Hub) unregister(s *Subscription) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !s.registered {
+		return
+	}
+	s.registered = false
+	for _, t := range s.exactTopics {
+		if set := h.exact[t]; set != nil {
+			delete(set, s)
+			if len(set) == 0 {
+				delete(h.exact, t)
+			}
+		}
+	}
+	delete(h.patterns, s)
+	h.count--
+}

@@ -1,0 +1,292 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// prefix matches topics with a given prefix: a stand-in for a pattern.
+type prefix string
+
+func (p prefix) Match(t string) bool { return strings.HasPrefix(t, string(p)) }
+
+func newHub(t *testing.T, cfg Config) *Hub {
+	t.Helper()
+	h, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := h.Close(context.Background()); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return h
+}
+
+func publish(t *testing.T, h *Hub, u *Update) string {
+	t.Helper()
+	id, err := h.Publish(context.Background(), u)
+	if err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	return id
+}
+
+// next drains s until it has n updates or an error; it fails the test if
+// nothing arrives for 10 s (a hang detector, not a timing assertion).
+func next(t *testing.T, s *Subscription, n int) ([]*Update, error) {
+	t.Helper()
+	var got []*Update
+	for len(got) < n {
+		select {
+		case <-s.Ready():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("timed out with %d of %d updates", len(got), n)
+		}
+		var err error
+		got, err = s.Drain(context.Background(), got)
+		if err != nil {
+			return got, err
+		}
+	}
+	return got, nil
+}
+
+func ids(us []*Update) string {
+	var b strings.Builder
+	for i, u := range us {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if u.Type == GapEventType {
+			b.WriteString("GAP")
+			continue
+		}
+		b.WriteString(u.ID)
+	}
+	return b.String()
+}
+
+func TestFanOutSelectsTopicsAndPrivacy(t *testing.T) {
+	t.Parallel()
+	h := newHub(t, Config{})
+	ctx := context.Background()
+	sub := func(req SubscribeRequest) *Subscription {
+		s, err := h.Subscribe(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		return s
+	}
+	exactA := sub(SubscribeRequest{Topics: []Matcher{Exact("a")}})
+	pattern := sub(SubscribeRequest{Topics: []Matcher{prefix("b/")}})
+	both := sub(SubscribeRequest{Topics: []Matcher{Exact("a"), prefix("")}})
+	reader := sub(SubscribeRequest{Topics: []Matcher{MatchAll}, CanRead: func(ts []string) bool { return ts[0] == "a" }})
+
+	publish(t, h, &Update{ID: "1", Topics: []string{"a"}})
+	publish(t, h, &Update{ID: "2", Topics: []string{"b/x", "a"}})
+	publish(t, h, &Update{ID: "3", Topics: []string{"a"}, Private: true})
+	publish(t, h, &Update{ID: "4", Topics: []string{"c"}, Private: true})
+	publish(t, h, &Update{ID: "5", Topics: []string{"c"}})
+
+	for _, tc := range []struct {
+		name string
+		s    *Subscription
+		want string
+	}{
+		{"exact", exactA, "1,2"},
+		{"pattern", pattern, "2"},
+		{"exact and pattern deliver once", both, "1,2,5"},
+		{"grant reads private", reader, "1,2,3,5"},
+	} {
+		got, err := next(t, tc.s, strings.Count(tc.want, ",")+1)
+		if err != nil || ids(got) != tc.want {
+			t.Errorf("%s: got %q, %v; want %q", tc.name, ids(got), err, tc.want)
+		}
+	}
+}
+
+func TestPublishValidates(t *testing.T) {
+	t.Parallel()
+	h := newHub(t, Config{})
+	for _, u := range []*Update{
+		{},
+		{Topics: []string{""}},
+		{Topics: []string{"a"}, ID: "x\ny"},
+		{Topics: []string{"a"}, Type: "t\r"},
+		{Topics: []string{"a"}, ID: "x\x00"},
+	} {
+		if _, err := h.Publish(context.Background(), u); !errors.Is(err, ErrInvalidUpdate) {
+			t.Errorf("Publish(%+v) = %v; want ErrInvalidUpdate", u, err)
+		}
+	}
+	if _, _, err := h.Store().Bounds(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, newest, _ := h.Store().Bounds(context.Background()); newest.Seq != 0 {
+		t.Errorf("invalid updates were stored: newest %v", newest)
+	}
+}
+
+func TestGeneratedIDsAreUUIDs(t *testing.T) {
+	t.Parallel()
+	h := newHub(t, Config{})
+	id := publish(t, h, &Update{Topics: []string{"a"}})
+	if !strings.HasPrefix(id, "urn:uuid:") || len(id) != len("urn:uuid:")+36 || id[len("urn:uuid:")+14] != '4' {
+		t.Errorf("id = %q; want a urn:uuid: v4", id)
+	}
+}
+
+func TestResume(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	public := []Matcher{Exact("t")}
+	for _, tc := range []struct {
+		name, last, anchor, want string
+		gap                      GapReason
+		canRead                  bool
+	}{
+		{"after known id", "5", "5", "6,8,9,live", GapNone, false},
+		{"private skipped in replay", "5", "5", "6,7,8,9,live", GapNone, true},
+		{"private id is unknown without grant", "7", "earliest", "GAP,live", GapUnknownID, false},
+		{"private id is known with grant", "7", "7", "8,9,live", GapNone, true},
+		{"unknown id", "nope", "earliest", "GAP,live", GapUnknownID, false},
+		{"earliest stops at the replay limit", "earliest", "earliest", "0,1,2,3,4,GAP,live", GapReplayLimit, false},
+		{"no id", "", "", "live", GapNone, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHub(t, Config{ReplayLimit: 5})
+			for i := range 10 {
+				publish(t, h, &Update{ID: fmt.Sprint(i), Topics: []string{"t"}, Private: i == 7})
+			}
+			req := SubscribeRequest{Topics: public, LastEventID: tc.last}
+			if tc.canRead {
+				req.CanRead = func([]string) bool { return true }
+			}
+			s, err := h.Subscribe(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			live := publish(t, h, &Update{Topics: []string{"t"}})
+			got, err := next(t, s, strings.Count(tc.want, ",")+1)
+			if err != nil || strings.ReplaceAll(ids(got), live, "live") != tc.want {
+				t.Errorf("got %q, %v; want %q", ids(got), err, tc.want)
+			}
+			if r := s.Resume(); r.Anchor != tc.anchor || r.Gap != tc.gap {
+				t.Errorf("resume = %+v; want anchor %q gap %q", r, tc.anchor, tc.gap)
+			}
+		})
+	}
+}
+
+// TestHandOffUnderConcurrentPublishing resumes many subscribers at random
+// points while a publisher runs, and checks that each receives every update
+// after its point exactly once, in order.
+func TestHandOffUnderConcurrentPublishing(t *testing.T) {
+	t.Parallel()
+	h := newHub(t, Config{QueueSize: 100000, QueueBytes: 1 << 30})
+	ctx := context.Background()
+	const total = 2000
+	published := make(chan string, total)
+	go func() {
+		for i := range total {
+			published <- publish(t, h, &Update{ID: fmt.Sprint(i), Topics: []string{"t"}})
+		}
+		close(published)
+	}()
+	var wg sync.WaitGroup
+	start := 0
+	for id := range published {
+		if start%97 != 0 {
+			start++
+			continue
+		}
+		from := start
+		start++
+		s, err := h.Subscribe(ctx, SubscribeRequest{Topics: []Matcher{prefix("")}, LastEventID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			defer s.Close()
+			got, err := next(t, s, total-from-1)
+			if err != nil {
+				t.Errorf("from %d: %v", from, err)
+				return
+			}
+			for i, u := range got {
+				if want := fmt.Sprint(from + 1 + i); u.ID != want {
+					t.Errorf("from %d: update %d is %s; want %s", from, i, u.ID, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestSlowConsumerIsEndedWithoutBlockingOthers(t *testing.T) {
+	t.Parallel()
+	h := newHub(t, Config{QueueSize: 3})
+	ctx := context.Background()
+	slow, _ := h.Subscribe(ctx, SubscribeRequest{Topics: []Matcher{Exact("t")}})
+	defer slow.Close()
+	fast, _ := h.Subscribe(ctx, SubscribeRequest{Topics: []Matcher{Exact("t")}})
+	defer fast.Close()
+	var got []*Update
+	for i := range 10 {
+		publish(t, h, &Update{ID: fmt.Sprint(i), Topics: []string{"t"}})
+		more, err := next(t, fast, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, more...)
+	}
+	if len(got) != 10 {
+		t.Errorf("fast subscriber got %d updates; want 10", len(got))
+	}
+	if _, err := next(t, slow, 100); !errors.Is(err, ErrSlowConsumer) {
+		t.Errorf("slow subscriber: %v; want ErrSlowConsumer", err)
+	}
+}
+
+func TestCloseEndsSubscriptions(t *testing.T) {
+	t.Parallel()
+	h, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := h.Subscribe(context.Background(), SubscribeRequest{Topics: []Matcher{MatchAll}})
+	publish(t, h, &Update{ID: "last", Topics: []string{"t"}})
+	if _, err := next(t, s, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := next(t, s, 1); !errors.Is(err, ErrClosed) {
+		t.Errorf("after Close: %v; want ErrClosed", err)
+	}
+	s.Close()
+	if _, err := h.Subscribe(context.Background(), SubscribeRequest{Topics: []Matcher{MatchAll}}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Subscribe after Close: %v; want ErrClosed", err)
+	}
+	if _, err := h.Publish(context.Background(), &Update{Topics: []string{"t"}}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Publish after Close: %v; want ErrClosed", err)
+	}
+	if err := h.Close(context.Background()); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}

@@ -1,0 +1,354 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// Earliest is the Last-Event-ID value that asks for all retained history.
+const Earliest = "earliest"
+
+// GapEventType is the SSE event type of the in-band gap notice: an event
+// the hub sends, before anything else, when it cannot replay everything a
+// resuming client missed. Handlers of plain "message" events never see it;
+// a client that cares listens for it and refetches its state. Its data is a
+// JSON object {"reason": ..., "lastEventId": ...}; see GapReason.
+const GapEventType = "ssehub.gap"
+
+// GapReason says why a resume could not replay everything.
+type GapReason string
+
+// The gap reasons.
+const (
+	// GapNone means the resume was complete.
+	GapNone GapReason = ""
+	// GapUnknownID means the requested ID is not in the retained history:
+	// it expired, was never published here, or history was lost.
+	GapUnknownID GapReason = "unknown-id"
+	// GapReplayLimit means more updates were missed than one replay sends;
+	// the replay stopped short and live delivery continued.
+	GapReplayLimit GapReason = "replay-limit"
+	// GapHistoryLost means the store lost history during the replay.
+	GapHistoryLost GapReason = "history-lost"
+)
+
+// SubscribeRequest describes a subscription.
+type SubscribeRequest struct {
+	// Topics are the routing selectors: an update is delivered if any of
+	// them matches any of its topics. At least one is required.
+	Topics []Matcher
+	// CanRead reports whether the subscriber may read a private update with
+	// the given topics. Nil means it reads public updates only.
+	CanRead func(topics []string) bool
+	// LastEventID is the ID of the last update the client saw: updates
+	// after it are replayed first. Empty means live updates only; Earliest
+	// means all retained history.
+	LastEventID string
+}
+
+// Resume describes how a subscription's LastEventID was resolved.
+type Resume struct {
+	// Requested is SubscribeRequest.LastEventID.
+	Requested string
+	// Anchor is the ID of the update preceding the first one replayed: the
+	// requested ID when it was found, otherwise Earliest. This is the
+	// value of the Mercure-Last-Event-ID response header. It is never the
+	// ID of an update the subscriber may not see.
+	Anchor string
+	// Gap says why the replay is incomplete, if it is.
+	Gap GapReason
+}
+
+// Subscription is one subscriber's view of the hub. One goroutine consumes
+// it: it waits on Ready, calls Drain, and calls Close when done.
+type Subscription struct {
+	h           *Hub
+	exactTopics []string
+	patterns    []Matcher
+	all         []Matcher
+	canRead     func([]string) bool
+	resume      Resume
+	registered  bool // guarded by h.mu
+
+	ready chan struct{} // capacity 1: "Drain has something to say"
+
+	// dispatcher-owned
+	lastOffered uint64
+	skipUpTo    uint64 // live updates at or before this seq are replay's
+
+	mu     sync.Mutex
+	queue  []*Update
+	qbytes int
+	err    error
+
+	// consumer-owned
+	replaying   bool
+	replayAfter Position
+	replayUpto  uint64
+	replayed    int
+	pendingGap  *Update
+	closed      bool
+}
+
+// Subscribe registers a subscription and resolves its LastEventID. The
+// subscription receives every matching update dispatched after this call,
+// preceded by the replay of matching retained updates after LastEventID.
+// ctx bounds only the resolution; the subscription lives until Close.
+func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest) (*Subscription, error) {
+	if len(req.Topics) == 0 {
+		return nil, errors.New("hub: subscription has no topic selector")
+	}
+	s := &Subscription{
+		h:       h,
+		all:     req.Topics,
+		canRead: req.CanRead,
+		ready:   make(chan struct{}, 1),
+		resume:  Resume{Requested: req.LastEventID},
+	}
+	seen := make(map[string]bool)
+	for _, m := range req.Topics {
+		if em, ok := m.(ExactMatcher); ok {
+			if t, ok := em.Exact(); ok {
+				if !seen[t] {
+					seen[t] = true
+					s.exactTopics = append(s.exactTopics, t)
+				}
+				continue
+			}
+		}
+		s.patterns = append(s.patterns, m)
+	}
+
+	switch req.LastEventID {
+	case "":
+	case Earliest:
+		s.replaying = true
+		s.replayAfter = Position{Epoch: h.epoch}
+		s.resume.Anchor = Earliest
+	default:
+		pos, err := h.resolve(ctx, s, req.LastEventID)
+		switch {
+		case err == nil:
+			s.replaying = true
+			s.replayAfter = pos
+			s.skipUpTo = pos.Seq
+			s.resume.Anchor = req.LastEventID
+		case errors.Is(err, ErrNotFound):
+			s.resume.Anchor = Earliest
+			s.setGap(GapUnknownID)
+		default:
+			return nil, err
+		}
+	}
+
+	upto, err := h.register(s)
+	if err != nil {
+		return nil, err
+	}
+	s.replayUpto = upto
+	if s.replaying || s.pendingGap != nil {
+		s.signal()
+	}
+	return s, nil
+}
+
+// resolve finds the position of id, treating an update the subscriber may
+// not see as unknown so that its existence is not disclosed.
+func (h *Hub) resolve(ctx context.Context, s *Subscription, id string) (Position, error) {
+	pos, err := h.store.Lookup(ctx, id)
+	if err != nil {
+		return Position{}, err
+	}
+	var found *Update
+	err = h.store.Read(ctx, Position{Seq: pos.Seq - 1, Epoch: pos.Epoch}, func(u *Update) bool {
+		found = u
+		return false
+	})
+	if err != nil && !errors.Is(err, ErrEpochChanged) {
+		return Position{}, err
+	}
+	if found == nil || found.Pos.Seq != pos.Seq || (found.Private && !s.mayRead(found)) {
+		return Position{}, ErrNotFound
+	}
+	return pos, nil
+}
+
+func (s *Subscription) mayRead(u *Update) bool {
+	return s.canRead != nil && s.canRead(u.Topics)
+}
+
+// visible reports whether u is for this subscriber.
+func (s *Subscription) visible(u *Update) bool {
+	return anyMatch(s.all, u.Topics) && (!u.Private || s.mayRead(u))
+}
+
+// Resume reports how the subscription's LastEventID was resolved.
+func (s *Subscription) Resume() Resume { return s.resume }
+
+// Ready is signalled when Drain has updates or an error to return.
+func (s *Subscription) Ready() <-chan struct{} { return s.ready }
+
+func (s *Subscription) signal() {
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
+
+// setGap records a gap and queues the in-band notice ahead of anything else.
+func (s *Subscription) setGap(reason GapReason) {
+	if s.resume.Gap == GapNone {
+		s.resume.Gap = reason
+	}
+	data, _ := json.Marshal(struct {
+		Reason      GapReason `json:"reason"`
+		LastEventID string    `json:"lastEventId"`
+	}{reason, s.resume.Requested})
+	s.pendingGap = &Update{Type: GapEventType, Data: string(data)}
+}
+
+// offer queues u without blocking. It runs on the dispatcher goroutine and
+// reports whether u was queued.
+func (s *Subscription) offer(u *Update) bool {
+	if u.Pos.Seq <= s.lastOffered {
+		return false // already offered through another selector
+	}
+	s.lastOffered = u.Pos.Seq
+	if u.Pos.Seq <= s.skipUpTo || (u.Private && !s.mayRead(u)) {
+		return false
+	}
+	cfg := &s.h.cfg
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return false
+	}
+	size := u.size()
+	if len(s.queue) >= cfg.QueueSize || s.qbytes+size > cfg.QueueBytes {
+		s.err, s.queue, s.qbytes = ErrSlowConsumer, nil, 0
+		s.mu.Unlock()
+		s.signal()
+		s.h.log.Warn("hub: ending slow subscriber", "reason", "queue-overflow", "queued", cfg.QueueSize)
+		return false
+	}
+	s.queue = append(s.queue, u)
+	s.qbytes += size
+	s.mu.Unlock()
+	s.signal()
+	return true
+}
+
+// end makes Drain return err once the queue is empty.
+func (s *Subscription) end(err error, drop bool) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = err
+		if drop {
+			s.queue, s.qbytes = nil, 0
+		}
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
+// replayBatch is how many updates one Drain takes from history.
+const replayBatch = 256
+
+// Drain appends to dst what the subscriber should receive next, in order:
+// a gap notice if any, replayed history, then queued live updates. It
+// returns a non-nil error when the subscription has ended (ErrSlowConsumer,
+// ErrClosed, or a store error); updates returned with that error should
+// still be written. If more remains after a call, Ready is signalled again.
+func (s *Subscription) Drain(ctx context.Context, dst []*Update) ([]*Update, error) {
+	if s.closed {
+		return dst, ErrClosed
+	}
+	if s.pendingGap != nil {
+		dst = append(dst, s.pendingGap)
+		s.pendingGap = nil
+	}
+	if s.replaying {
+		var err error
+		if dst, err = s.replay(ctx, dst); err != nil {
+			return dst, err
+		}
+		if s.replaying {
+			s.signal()
+			return dst, nil
+		}
+	}
+	s.mu.Lock()
+	if s.err == ErrSlowConsumer {
+		s.mu.Unlock()
+		return dst, ErrSlowConsumer
+	}
+	dst = append(dst, s.queue...)
+	clear(s.queue)
+	s.queue, s.qbytes = s.queue[:0], 0
+	err := s.err
+	s.mu.Unlock()
+	return dst, err
+}
+
+// replay appends the next batch of retained updates to dst and clears
+// s.replaying when history up to replayUpto has been served.
+func (s *Subscription) replay(ctx context.Context, dst []*Update) ([]*Update, error) {
+	limit := s.h.cfg.ReplayLimit
+	n, scanned, finished := 0, 0, true
+	err := s.h.store.Read(ctx, s.replayAfter, func(u *Update) bool {
+		if u.Pos.Seq > s.replayUpto {
+			return false // caught up with live delivery
+		}
+		if s.replayed >= limit {
+			s.setGap(GapReplayLimit)
+			dst = append(dst, s.pendingGap)
+			s.pendingGap = nil
+			return false
+		}
+		s.replayAfter = u.Pos
+		scanned++
+		if s.visible(u) {
+			dst = append(dst, u)
+			n++
+			s.replayed++
+		}
+		if n >= replayBatch || scanned >= 16*replayBatch {
+			finished = false // this call's share is done; more may remain
+			return false
+		}
+		return true
+	})
+	switch {
+	case errors.Is(err, ErrEpochChanged):
+		s.setGap(GapHistoryLost)
+		dst = append(dst, s.pendingGap)
+		s.pendingGap = nil
+	case err != nil:
+		return dst, fmt.Errorf("hub: replaying history: %w", err)
+	}
+	if finished {
+		s.replaying = false
+	}
+	return dst, nil
+}
+
+// Close unregisters the subscription. Drain then returns ErrClosed. Close is
+// idempotent and safe to call from the consuming goroutine only.
+func (s *Subscription) Close() {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	s.h.unregister(s)
+	s.mu.Lock()
+	cause := s.err
+	s.queue = nil
+	s.mu.Unlock()
+	if cause == ErrClosed {
+		cause = nil
+	}
+	s.h.metrics.SubscriberEnded(cause)
+}
