@@ -94,7 +94,7 @@ type Subscription struct {
 }
 
 // Subscribe registers a subscription and resolves its LastEventID. The
-// subscription receives every matching update dispatched after this call,
+// subscription receives every matching update appended after this call,
 // preceded by the replay of matching retained updates after LastEventID.
 // ctx bounds only the resolution; the subscription lives until Close.
 func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest) (*Subscription, error) {
@@ -144,11 +144,18 @@ func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest) (*Subscriptio
 		}
 	}
 
+	// Everything appended before now is history, whether or not the
+	// dispatcher has reached it: live delivery skips it, replay covers it.
+	_, newest, err := h.store.Bounds(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("hub: reading store bounds: %w", err)
+	}
+	s.skipUpTo = max(s.skipUpTo, newest.Seq)
 	upto, err := h.register(s)
 	if err != nil {
 		return nil, err
 	}
-	s.replayUpto = upto
+	s.replayUpto = max(upto, newest.Seq)
 	if s.replaying || s.pendingGap != nil {
 		s.signal()
 	}
