@@ -330,8 +330,8 @@ func FuzzDecode(f *testing.F) {
 			if err != nil {
 				break
 			}
-			if len(ev.Data) > max || len(ev.ID) > max || len(ev.Type) > max {
-				t.Fatalf("event of %d bytes exceeds the cap %d", len(ev.Data), max)
+			if len(ev.Data) > max || len(ev.ID) > max || len(ev.Type) > max && ev.Type != "message" {
+				t.Fatalf("event %+v exceeds the cap %d", ev, max)
 			}
 			items = append(items, fmt.Sprintf("event type=%s id=%s data=%s\n", quote(ev.Type), quote(ev.ID), quote(ev.Data)))
 		}
