@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/ssehub/ssehub/hub"
@@ -57,9 +56,13 @@ type Grant struct {
 	// Subscribe selects the topics whose private updates the client may
 	// read. A private update is readable if any of its topics is selected.
 	Subscribe []hub.Matcher
-	// Payload is opaque data attached to the client's subscriptions
-	// (the Mercure "payload"); nil when absent.
+	// Payload is opaque data attached to every subscription of the client
+	// (the "payload" of the v0.24 "mercure" claim); nil when absent.
+	// PayloadFor also consults Payloads.
 	Payload json.RawMessage
+	// Payloads are the payloads of the client's subscribe grants (the
+	// Mercure 1.0 authorization details), in token order; see PayloadFor.
+	Payloads []Payload
 	// Expires is when the credentials expire; zero means never. A stream
 	// opened with the grant ends by then.
 	Expires time.Time
@@ -96,6 +99,31 @@ func (g *Grant) CanRead(topics []string) bool {
 	return false
 }
 
+// Payload is data attached to the subscriptions that its matcher selects.
+type Payload struct {
+	// Match selects subscriptions by their own selector string, read as a
+	// topic.
+	Match hub.Matcher
+	// Data is a JSON value.
+	Data json.RawMessage
+}
+
+// PayloadFor returns the payload of a subscription whose selector is the
+// string selector: the Data of the first of g.Payloads whose Match selects
+// selector (Mercure 1.0 "first matching detail wins"), else g.Payload. It
+// returns nil when there is none or g is nil.
+func (g *Grant) PayloadFor(selector string) json.RawMessage {
+	if g == nil {
+		return nil
+	}
+	for _, p := range g.Payloads {
+		if p.Match.Match(selector) {
+			return p.Data
+		}
+	}
+	return g.Payload
+}
+
 func matchesAny(ms []hub.Matcher, topic string) bool {
 	for _, m := range ms {
 		if m.Match(topic) {
@@ -123,8 +151,9 @@ type Error struct {
 	// Code is the RFC 6750 error code: "invalid_token" or
 	// "invalid_request".
 	Code string
-	// Description says precisely why, in one lower-case line, e.g.
-	// "token is expired" or "signing method HS256 is not allowed".
+	// Description says precisely why, in one line that starts in lower
+	// case, e.g. "token is expired" or "signing method HS256 is not
+	// allowed". Names keep their case.
 	Description string
 }
 
@@ -136,7 +165,16 @@ func (e *Error) Challenge() string {
 	return fmt.Sprintf("Bearer error=%s, error_description=%s", strconv.Quote(e.Code), strconv.Quote(e.Description))
 }
 
-// InvalidToken returns an *Error for a token that failed validation.
+// InvalidToken returns an *Error for a token that failed validation: status
+// 401 and code "invalid_token". The description is used as formatted, so
+// names such as HS256 keep their case.
 func InvalidToken(format string, args ...any) *Error {
-	return &Error{Status: http.StatusUnauthorized, Code: "invalid_token", Description: strings.ToLower(fmt.Sprintf(format, args...))}
+	return &Error{Status: http.StatusUnauthorized, Code: "invalid_token", Description: fmt.Sprintf(format, args...)}
+}
+
+// InvalidRequest returns an *Error for credentials presented in a malformed
+// way, such as an Authorization header that is not "Bearer <token>": status
+// 400 and code "invalid_request".
+func InvalidRequest(format string, args ...any) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: fmt.Sprintf(format, args...)}
 }

@@ -1,0 +1,271 @@
+package jwtauth
+
+import (
+	"errors"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/ssehub/ssehub/auth"
+	"github.com/ssehub/ssehub/selector"
+)
+
+// Authenticator derives auth.Grants from JWTs. It is safe for concurrent
+// use. Create it with New.
+type Authenticator struct {
+	publisher, subscriber *role
+	cookies               []string
+	allowQuery            bool
+	maxDetails            int
+	maxMatchers           int
+	maxTokenBytes         int
+	requireExp            bool // whether exp, aud and iss are required,
+	audience, issuer      bool // for error messages
+	selectors             *selector.Compiler
+}
+
+var _ auth.Authenticator = (*Authenticator)(nil)
+
+// role verifies the tokens of one role.
+type role struct {
+	v      *verifier
+	parser *jwt.Parser
+}
+
+// New returns an Authenticator configured by cfg, or the error of
+// cfg.Validate.
+func New(cfg Config) (*Authenticator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	sel := cfg.Selectors
+	if sel == nil {
+		var err error
+		if sel, err = selector.New(selector.Config{}); err != nil {
+			return nil, err
+		}
+	}
+	a := &Authenticator{
+		cookies:       []string{orDefault(cfg.CookieName, DefaultCookieName), SecureCookieName},
+		allowQuery:    cfg.AllowQueryToken,
+		maxDetails:    orDefault(cfg.MaxDetails, DefaultMaxDetails),
+		maxMatchers:   orDefault(cfg.MaxMatchers, DefaultMaxMatchers),
+		maxTokenBytes: orDefault(cfg.MaxTokenBytes, DefaultMaxTokenBytes),
+		selectors:     sel,
+		requireExp:    cfg.RequireExp,
+		audience:      cfg.Audience != "",
+		issuer:        cfg.Issuer != "",
+	}
+	newRole := func(k Key) (*role, error) {
+		v, err := k.verifier()
+		if err != nil {
+			return nil, err
+		}
+		opts := []jwt.ParserOption{jwt.WithValidMethods(v.algs), jwt.WithIssuedAt()}
+		if cfg.Audience != "" {
+			opts = append(opts, jwt.WithAudience(cfg.Audience))
+		}
+		if cfg.Issuer != "" {
+			opts = append(opts, jwt.WithIssuer(cfg.Issuer))
+		}
+		if cfg.RequireExp {
+			opts = append(opts, jwt.WithExpirationRequired())
+		}
+		if cfg.Leeway > 0 {
+			opts = append(opts, jwt.WithLeeway(cfg.Leeway))
+		}
+		if cfg.Now != nil {
+			opts = append(opts, jwt.WithTimeFunc(cfg.Now))
+		}
+		return &role{v: v, parser: jwt.NewParser(opts...)}, nil
+	}
+	var err error
+	if a.publisher, err = newRole(cfg.Publisher); err != nil {
+		return nil, err
+	}
+	a.subscriber = a.publisher
+	if !cfg.Subscriber.IsZero() {
+		if a.subscriber, err = newRole(cfg.Subscriber); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// Authenticate returns the grant of the token r carries, verified with the
+// key of role. It looks for the token in the Authorization header, then in
+// the cookies (Config.CookieName, then SecureCookieName), then, only when
+// Config.AllowQueryToken is set, in the "authorization" query parameter; the
+// first place holding one wins and is recorded in Grant.Source. It returns
+// (nil, nil) when r carries no token, an *auth.Error with status 400 and code
+// "invalid_request" when the Authorization header is not "Bearer <token>",
+// and an *auth.Error with status 401 and code "invalid_token" when the token
+// fails verification or its claims are malformed.
+func (a *Authenticator) Authenticate(r *http.Request, rl auth.Role) (*auth.Grant, error) {
+	token, src, err := a.extract(r)
+	if err != nil || token == "" {
+		return nil, err
+	}
+	ro := a.subscriber
+	if rl == auth.Publisher {
+		ro = a.publisher
+	}
+	g, aerr := a.verify(ro, token)
+	if aerr != nil {
+		return nil, aerr
+	}
+	g.Source = src
+	return g, nil
+}
+
+// b64token is the RFC 6750 token syntax.
+var b64token = regexp.MustCompile(`^[A-Za-z0-9\-._~+/]+=*$`)
+
+// extract finds the token of r and where it came from.
+func (a *Authenticator) extract(r *http.Request) (string, auth.Source, error) {
+	if hs := r.Header.Values("Authorization"); len(hs) > 0 {
+		if len(hs) > 1 {
+			return "", 0, auth.InvalidRequest("more than one Authorization header")
+		}
+		scheme, token, _ := strings.Cut(strings.TrimSpace(hs[0]), " ")
+		if !strings.EqualFold(scheme, "Bearer") {
+			return "", 0, auth.InvalidRequest("the Authorization header must use the Bearer scheme")
+		}
+		token = strings.TrimLeft(token, " ")
+		if token == "" {
+			return "", 0, auth.InvalidRequest("the bearer token is empty")
+		}
+		if !b64token.MatchString(token) {
+			return "", 0, auth.InvalidRequest("the bearer token contains invalid characters")
+		}
+		return token, auth.SourceHeader, nil
+	}
+	for _, name := range a.cookies {
+		if c, err := r.Cookie(name); err == nil && c.Value != "" {
+			return c.Value, auth.SourceCookie, nil
+		}
+	}
+	if a.allowQuery {
+		if t := r.URL.Query().Get("authorization"); t != "" {
+			return t, auth.SourceQuery, nil
+		}
+	}
+	return "", 0, nil
+}
+
+// verify checks token against ro and builds its grant.
+func (a *Authenticator) verify(ro *role, token string) (*auth.Grant, *auth.Error) {
+	if len(token) > a.maxTokenBytes {
+		return nil, auth.InvalidToken("token is longer than %d bytes", a.maxTokenBytes)
+	}
+	var claims tokenClaims
+	t, err := ro.parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
+		// WithValidMethods already refused other algorithms; check
+		// again so that the key is never used with another one.
+		if !slices.Contains(ro.v.algs, t.Method.Alg()) {
+			return nil, errors.New("unexpected signing method")
+		}
+		return ro.v.key, nil
+	})
+	if err != nil {
+		return nil, a.describe(err, t, &claims, ro.v.algs)
+	}
+	if typ, ok := t.Header["typ"]; ok {
+		s, _ := typ.(string)
+		if !acceptedType(s) {
+			return nil, auth.InvalidToken("token type %s is not accepted", safeName(s))
+		}
+	}
+	if _, ok := t.Header["crit"]; ok {
+		return nil, auth.InvalidToken("critical header parameters are not supported")
+	}
+	g, cerr := a.grant(&claims)
+	if cerr != nil {
+		return nil, auth.InvalidToken("malformed claims: %s", cerr)
+	}
+	return g, nil
+}
+
+// acceptedType reports whether typ names a JWT or a JWT access token
+// (RFC 9068), compared case-insensitively with an optional "application/"
+// prefix. Anything else, such as a JWE or a logout or DPoP proof token, is
+// not an access token for us.
+func acceptedType(typ string) bool {
+	t := strings.ToLower(typ)
+	t = strings.TrimPrefix(t, "application/")
+	return t == "jwt" || t == "at+jwt"
+}
+
+// algName matches the algorithm names worth echoing in an error message.
+var algName = regexp.MustCompile(`^[A-Za-z0-9+\-]{1,16}$`)
+
+// safeName quotes an attacker-chosen header value for an error message, or
+// elides it when it is not short and plain.
+func safeName(s string) string {
+	if algName.MatchString(s) {
+		return s
+	}
+	return "(unprintable)"
+}
+
+// describe turns a jwt error into an *auth.Error with a precise, safe
+// description.
+func (a *Authenticator) describe(err error, t *jwt.Token, c *tokenClaims, allowed []string) *auth.Error {
+	alg := ""
+	if t != nil {
+		alg, _ = t.Header["alg"].(string)
+	}
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return auth.InvalidToken("token is malformed")
+	case t != nil && !slices.Contains(allowed, alg):
+		return auth.InvalidToken("signing method %s is not allowed", safeName(alg))
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return auth.InvalidToken("signature is invalid")
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return auth.InvalidToken("token is expired")
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return auth.InvalidToken("token is not valid yet")
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return auth.InvalidToken("token is issued in the future")
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return auth.InvalidToken("wrong audience")
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return auth.InvalidToken("wrong issuer")
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		switch {
+		case a.requireExp && c.ExpiresAt == nil:
+			return auth.InvalidToken("token has no exp claim")
+		case a.audience && len(c.Audience) == 0:
+			return auth.InvalidToken("token has no aud claim")
+		case a.issuer && c.Issuer == "":
+			return auth.InvalidToken("token has no iss claim")
+		}
+		return auth.InvalidToken("token is missing a required claim")
+	case errors.Is(err, jwt.ErrInvalidType):
+		return auth.InvalidToken("malformed claims: a registered claim has the wrong type")
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		return auth.InvalidToken("token is unverifiable")
+	}
+	return auth.InvalidToken("token is invalid")
+}
+
+// expires converts a NumericDate to a time, zero when absent.
+func expires(d *jwt.NumericDate) time.Time {
+	if d == nil {
+		return time.Time{}
+	}
+	return d.Time
+}
