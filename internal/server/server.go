@@ -1,0 +1,270 @@
+// Package server wires ssehub together: configuration to store, hub,
+// authentication, the Mercure handler, health endpoints, the web UI and an
+// http.Server, with graceful shutdown. Tests boot the whole hub with
+// Start on "127.0.0.1:0".
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ssehub/ssehub/auth/jwtauth"
+	"github.com/ssehub/ssehub/hub"
+	"github.com/ssehub/ssehub/internal/webui"
+	"github.com/ssehub/ssehub/selector"
+	"github.com/ssehub/ssehub/ssehttp"
+)
+
+// Config is everything `ssehub serve` can be told. The zero value serves on
+// localhost:8080 with an in-memory store, anonymous subscribers and a
+// generated publisher key.
+type Config struct {
+	// Addr is the listen address. Empty means "localhost:8080".
+	Addr string
+	// PublicURL is the hub's public URL, used to resolve relative topics
+	// and selectors and to guard the reserved namespace. Empty means
+	// derived from Addr.
+	PublicURL string
+	// PublisherKey is the HMAC secret publisher tokens are signed with.
+	// Empty means a random key generated at start (see GeneratedKey).
+	PublisherKey string
+	// SubscriberKey is the HMAC secret subscriber tokens are signed with.
+	// Empty means PublisherKey.
+	SubscriberKey string
+	// Anonymous lets subscribers without a token receive public updates.
+	Anonymous bool
+	// Heartbeat is the keep-alive comment interval; zero means 25 s.
+	Heartbeat time.Duration
+	// CORSOrigins are the origins allowed cross-origin with credentials.
+	CORSOrigins []string
+	// TLSCert and TLSKey are PEM files; when both are set the hub serves
+	// HTTPS and HTTP/2.
+	TLSCert, TLSKey string
+	// H2C enables cleartext HTTP/2 (for use behind a proxy that speaks it).
+	H2C bool
+	// ShutdownGrace bounds a graceful shutdown. Zero means 10 s.
+	ShutdownGrace time.Duration
+	// Store, when set, is the store to use instead of an in-memory one.
+	// The server closes it on shutdown.
+	Store hub.Store
+	// Logger receives the server's logs. Nil discards them.
+	Logger *slog.Logger
+}
+
+// Server is a running hub.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	hub      *hub.Hub
+	handler  *ssehttp.Handler
+	http     *http.Server
+	ln       net.Listener
+	url      string
+	genKey   bool
+	pubKey   string
+	draining atomic.Bool
+	serveErr chan error
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start builds the hub described by cfg and starts serving. It returns once
+// the listener is open, so Addr and URL are valid.
+func Start(cfg Config) (*Server, error) {
+	if cfg.Addr == "" {
+		cfg.Addr = "localhost:8080"
+	}
+	if cfg.ShutdownGrace <= 0 {
+		cfg.ShutdownGrace = 10 * time.Second
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, serveErr: make(chan error, 1)}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.pubKey = cfg.PublisherKey
+	if s.pubKey == "" {
+		var b [32]byte
+		_, _ = rand.Read(b[:])
+		s.pubKey, s.genKey = hex.EncodeToString(b[:]), true
+	}
+	subKey := cfg.SubscriberKey
+	if subKey == "" {
+		subKey = s.pubKey
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	s.ln = ln
+	tlsOn := cfg.TLSCert != "" && cfg.TLSKey != ""
+	s.url = publicURL(cfg.PublicURL, ln.Addr(), tlsOn)
+
+	fail := func(err error) (*Server, error) {
+		ln.Close()
+		if cfg.Store != nil {
+			cfg.Store.Close()
+		}
+		return nil, err
+	}
+	comp, err := selector.New(selector.Config{HubURL: s.url + ssehttp.DefaultPath})
+	if err != nil {
+		return fail(err)
+	}
+	authn, err := jwtauth.New(jwtauth.Config{
+		Selectors:  comp,
+		Publisher:  jwtauth.Key{Secret: []byte(s.pubKey)},
+		Subscriber: jwtauth.Key{Secret: []byte(subKey)},
+	})
+	if err != nil {
+		return fail(fmt.Errorf("configuring authentication: %w", err))
+	}
+	s.hub, err = hub.New(hub.Config{Store: cfg.Store, Logger: s.log})
+	if err != nil {
+		return fail(err)
+	}
+	s.handler, err = ssehttp.New(ssehttp.Config{
+		Hub:         s.hub,
+		Compiler:    comp,
+		Auth:        authn,
+		Anonymous:   cfg.Anonymous,
+		Heartbeat:   cfg.Heartbeat,
+		CORSOrigins: cfg.CORSOrigins,
+		Logger:      s.log,
+	})
+	if err != nil {
+		s.hub.Close(context.Background())
+		return fail(err)
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle(ssehttp.DefaultPath, s.handler)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", s.ready)
+	mux.Handle("/", webui.Handler())
+
+	s.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	// Streams end through the handler's Drain; Shutdown then finds idle
+	// connections. HTTP/2 streams are ended the same way.
+	s.http.RegisterOnShutdown(s.handler.Drain)
+	if cfg.H2C {
+		var p http.Protocols
+		p.SetHTTP1(true)
+		p.SetUnencryptedHTTP2(true)
+		s.http.Protocols = &p
+	}
+	go func() {
+		var err error
+		if tlsOn {
+			s.http.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+			err = s.http.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+		} else {
+			err = s.http.Serve(ln)
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.serveErr <- err
+	}()
+	return s, nil
+}
+
+// publicURL returns configured, or a URL for the listener's address.
+func publicURL(configured string, addr net.Addr, tlsOn bool) string {
+	if configured != "" {
+		return strings.TrimSuffix(configured, "/")
+	}
+	scheme := "http"
+	if tlsOn {
+		scheme = "https"
+	}
+	host := addr.String()
+	if ta, ok := addr.(*net.TCPAddr); ok && (ta.IP.IsUnspecified() || ta.IP.IsLoopback()) {
+		host = net.JoinHostPort("localhost", fmt.Sprint(ta.Port))
+	}
+	return scheme + "://" + host
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if s.draining.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "draining")
+		return
+	}
+	if _, _, err := s.hub.Store().Bounds(r.Context()); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "store unavailable")
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+// URL returns the hub's base URL, such as "http://localhost:8080".
+func (s *Server) URL() string { return s.url }
+
+// HubURL returns the Mercure endpoint URL.
+func (s *Server) HubURL() string { return s.url + ssehttp.DefaultPath }
+
+// Addr returns the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Hub returns the running hub.
+func (s *Server) Hub() *hub.Hub { return s.hub }
+
+// PublisherKey returns the publisher key in use, and whether it was
+// generated at start because none was configured.
+func (s *Server) PublisherKey() (key string, generated bool) { return s.pubKey, s.genKey }
+
+// Done returns a channel that receives the serve error (nil after a clean
+// shutdown) when the server stops serving.
+func (s *Server) Done() <-chan error { return s.serveErr }
+
+// Shutdown drains the hub gracefully: readiness turns false, new streams
+// are refused, every stream ends at an event boundary, in-flight publishes
+// finish, and the hub and store close. It waits at most the configured
+// grace period (or until ctx ends) and then closes what is left.
+// Shutdown is idempotent.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopOnce.Do(func() {
+		s.draining.Store(true)
+		ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownGrace)
+		defer cancel()
+		s.handler.Drain()
+		err := s.http.Shutdown(ctx)
+		if err != nil {
+			s.log.Warn("grace period over; closing remaining connections", "err", err)
+			s.http.Close()
+		}
+		if herr := s.hub.Close(ctx); herr != nil && err == nil {
+			err = herr
+		}
+		if s.cfg.Store != nil {
+			if serr := s.cfg.Store.Close(); serr != nil && err == nil {
+				err = serr
+			}
+		}
+		s.stopErr = err
+	})
+	return s.stopErr
+}

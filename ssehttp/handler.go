@@ -1,0 +1,559 @@
+package ssehttp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/ssehub/ssehub/auth"
+	"github.com/ssehub/ssehub/hub"
+	"github.com/ssehub/ssehub/selector"
+	"github.com/ssehub/ssehub/sse"
+)
+
+// DefaultPath is where the Mercure protocol puts the hub.
+const DefaultPath = "/.well-known/mercure"
+
+// Defaults of Config.
+const (
+	DefaultHeartbeat    = 25 * time.Second
+	DefaultRetry        = 3 * time.Second
+	DefaultWriteTimeout = 10 * time.Second
+	DefaultMaxBodyBytes = 1 << 20
+	DefaultMaxTopics    = 100
+	DefaultMaxTopicLen  = 2048
+)
+
+// Config configures a Handler. Hub and Compiler are required; every other
+// zero field means its documented default.
+type Config struct {
+	// Hub is the hub to publish to and subscribe from.
+	Hub *hub.Hub
+	// Compiler compiles topic selectors; its hub URL is also the base
+	// against which topics are checked for the reserved namespace.
+	Compiler *selector.Compiler
+	// Auth authenticates publishers and subscribers. Nil refuses every
+	// publish and allows only anonymous subscribers (when Anonymous).
+	Auth auth.Authenticator
+	// Anonymous lets subscribers without credentials subscribe; they
+	// receive public updates only.
+	Anonymous bool
+	// Heartbeat is the interval of keep-alive comments on idle streams.
+	// Zero means DefaultHeartbeat (25 s); negative disables them.
+	Heartbeat time.Duration
+	// Retry is the reconnection delay advertised to each new stream with
+	// the SSE retry field, spread by up to ±25% per connection so that
+	// clients of a restarted hub do not return all at once. Zero means
+	// DefaultRetry (3 s); negative sends none.
+	Retry time.Duration
+	// WriteTimeout bounds each write to a stream; a subscriber that cannot
+	// take a write in time is disconnected. Zero means DefaultWriteTimeout.
+	WriteTimeout time.Duration
+	// MaxBodyBytes caps a publish request body; larger ones get 413.
+	// Zero means DefaultMaxBodyBytes (1 MiB).
+	MaxBodyBytes int64
+	// MaxTopics caps the topics of one publish; more get 400. Zero means
+	// DefaultMaxTopics (100).
+	MaxTopics int
+	// MaxTopicLen caps the length of one topic, in bytes; longer ones get
+	// 400. Zero means DefaultMaxTopicLen (2048).
+	MaxTopicLen int
+	// CORSOrigins lists the origins allowed to subscribe and publish
+	// cross-origin, with credentials. Origins are compared exactly; "null"
+	// is never allowed. The single value "*" allows every origin without
+	// credentials.
+	CORSOrigins []string
+	// Logger receives one line per refused request and stream end at debug
+	// level. Nil discards.
+	Logger *slog.Logger
+	// Now returns the current time. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Handler serves the Mercure protocol. It is safe for concurrent use.
+type Handler struct {
+	cfg      Config
+	log      *slog.Logger
+	hubPath  string
+	anyCORS  bool
+	draining chan struct{}
+}
+
+// New returns a Handler for cfg.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Hub == nil || cfg.Compiler == nil {
+		return nil, errors.New("ssehttp: Config.Hub and Config.Compiler are required")
+	}
+	if cfg.Heartbeat == 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.Retry == 0 {
+		cfg.Retry = DefaultRetry
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxTopics <= 0 {
+		cfg.MaxTopics = DefaultMaxTopics
+	}
+	if cfg.MaxTopicLen <= 0 {
+		cfg.MaxTopicLen = DefaultMaxTopicLen
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	h := &Handler{cfg: cfg, log: cfg.Logger, draining: make(chan struct{})}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	for _, o := range cfg.CORSOrigins {
+		switch o {
+		case "null", "":
+			return nil, fmt.Errorf("ssehttp: CORS origin %q is never allowed", o)
+		case "*":
+			h.anyCORS = true
+		}
+	}
+	base, err := url.Parse(cfg.Compiler.HubURL())
+	if err != nil {
+		return nil, fmt.Errorf("ssehttp: hub URL: %w", err)
+	}
+	h.hubPath = path.Clean("/" + base.Path)
+	return h, nil
+}
+
+// Drain makes every open stream end at its next event boundary: each
+// handler finishes the write under way and returns, and clients reconnect
+// (to another hub, or to this one after a restart) with their
+// Last-Event-ID. New streams are refused with 503. Drain is idempotent.
+func (h *Handler) Drain() {
+	select {
+	case <-h.draining:
+	default:
+		close(h.draining)
+	}
+}
+
+// ServeHTTP routes GET to subscribe, POST to publish and OPTIONS to the
+// CORS preflight.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.cors(w, r)
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		h.subscribe(w, r)
+	case http.MethodPost:
+		h.publish(w, r)
+	case http.MethodOptions:
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		w.Header().Set("Allow", "GET, POST, OPTIONS")
+		h.fail(w, r, http.StatusMethodNotAllowed, "method not allowed")
+	}
+}
+
+// cors sets the CORS response headers for an allowed Origin.
+func (h *Handler) cors(w http.ResponseWriter, r *http.Request) {
+	origin := r.Header.Get("Origin")
+	if len(h.cfg.CORSOrigins) == 0 {
+		return
+	}
+	hd := w.Header()
+	hd.Add("Vary", "Origin")
+	if origin == "" || origin == "null" {
+		return
+	}
+	switch {
+	case slices.Contains(h.cfg.CORSOrigins, origin):
+		hd.Set("Access-Control-Allow-Origin", origin)
+		hd.Set("Access-Control-Allow-Credentials", "true")
+	case h.anyCORS:
+		hd.Set("Access-Control-Allow-Origin", "*")
+	default:
+		return
+	}
+	if r.Method == http.MethodOptions {
+		hd.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+		hd.Set("Access-Control-Allow-Headers", "Authorization, Last-Event-ID, Cache-Control, Content-Type, Idempotency-Key")
+		hd.Set("Access-Control-Max-Age", "600")
+	} else {
+		hd.Set("Access-Control-Expose-Headers", "Mercure-Last-Event-ID, Last-Event-ID")
+	}
+}
+
+// fail answers with status and a one-line text reason.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, status int, reason string) {
+	h.log.Debug("request refused", "method", r.Method, "status", status, "reason", reason, "remote", r.RemoteAddr)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	fmt.Fprintln(w, reason)
+}
+
+// authenticate returns the grant for r, or answers the refusal and returns
+// ok false. A missing credential yields a nil grant.
+func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, role auth.Role) (g *auth.Grant, ok bool) {
+	if h.cfg.Auth == nil {
+		return nil, true
+	}
+	g, err := h.cfg.Auth.Authenticate(r, role)
+	if err == nil {
+		return g, true
+	}
+	var ae *auth.Error
+	if errors.As(err, &ae) {
+		w.Header().Set("WWW-Authenticate", ae.Challenge())
+		h.fail(w, r, ae.Status, ae.Description)
+		return nil, false
+	}
+	h.log.Error("authentication failed", "err", err)
+	h.fail(w, r, http.StatusInternalServerError, "authentication failed")
+	return nil, false
+}
+
+func (h *Handler) unauthorized(w http.ResponseWriter, r *http.Request, reason string) {
+	w.Header().Set("WWW-Authenticate", "Bearer")
+	h.fail(w, r, http.StatusUnauthorized, reason)
+}
+
+func (h *Handler) forbidden(w http.ResponseWriter, r *http.Request, reason string) {
+	w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope"`)
+	h.fail(w, r, http.StatusForbidden, reason)
+}
+
+// subscribe serves an event stream.
+func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-h.draining:
+		w.Header().Set("Retry-After", "1")
+		h.fail(w, r, http.StatusServiceUnavailable, "hub is shutting down")
+		return
+	default:
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		h.fail(w, r, http.StatusBadRequest, "malformed query: "+err.Error())
+		return
+	}
+	ms, err := h.cfg.Compiler.ParseQuery(q)
+	if err != nil {
+		h.fail(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	if len(ms) == 0 {
+		h.fail(w, r, http.StatusBadRequest, `missing topic selector: add a "match" (or "topic") query parameter`)
+		return
+	}
+	grant, ok := h.authenticate(w, r, auth.Subscriber)
+	if !ok {
+		return
+	}
+	if grant == nil && !h.cfg.Anonymous {
+		h.unauthorized(w, r, "subscribing requires a token")
+		return
+	}
+	last, hasLast := lastEventID(r, q)
+	if hasLast && !utf8.ValidString(last) {
+		h.fail(w, r, http.StatusBadRequest, "last event id is not valid UTF-8")
+		return
+	}
+	req := hub.SubscribeRequest{Topics: selector.Matchers(ms), LastEventID: last}
+	if grant != nil {
+		req.CanRead = grant.CanRead
+	}
+	sub, err := h.cfg.Hub.Subscribe(r.Context(), req)
+	if err != nil {
+		h.log.Warn("subscribe failed", "err", err)
+		h.fail(w, r, http.StatusServiceUnavailable, "hub unavailable")
+		return
+	}
+	defer sub.Close()
+	if hasLast {
+		anchor := sub.Resume().Anchor
+		w.Header().Set("Mercure-Last-Event-ID", anchor)
+		w.Header().Set("Last-Event-ID", anchor) // the v0.24 name
+	}
+	sw, err := sse.Upgrade(w, r, &sse.WriterOptions{WriteTimeout: h.cfg.WriteTimeout})
+	if err != nil {
+		h.log.Error("cannot stream", "err", err)
+		return
+	}
+	if r.Method == http.MethodHead {
+		return
+	}
+	h.stream(r.Context(), sw, sub, grant)
+}
+
+// lastEventID returns the resume ID: the Last-Event-ID header wins over the
+// 1.0 "last_event_id" query parameter, which wins over the v0.24
+// "lastEventID".
+func lastEventID(r *http.Request, q url.Values) (string, bool) {
+	if v, ok := r.Header["Last-Event-Id"]; ok && len(v) > 0 {
+		return v[0], true
+	}
+	for _, name := range []string{"last_event_id", "lastEventID"} {
+		if v, ok := q[name]; ok && len(v) > 0 {
+			return v[0], true
+		}
+	}
+	return "", false
+}
+
+// stream is the subscriber loop: one select over the client, the hub, the
+// heartbeat and the credentials' expiry. Every write is whole events, so
+// the stream always ends at an event boundary.
+func (h *Handler) stream(ctx context.Context, sw *sse.Writer, sub *hub.Subscription, grant *auth.Grant) {
+	if d := h.cfg.Retry; d > 0 {
+		jittered := d - d/4 + rand.N(d/2+1)
+		if err := sw.Retry(jittered); err != nil {
+			return
+		}
+	}
+	var heartbeat <-chan time.Time
+	if h.cfg.Heartbeat > 0 {
+		t := time.NewTicker(h.cfg.Heartbeat)
+		defer t.Stop()
+		heartbeat = t.C
+	}
+	var expiry <-chan time.Time
+	if grant != nil && !grant.Expires.IsZero() {
+		left := grant.Expires.Sub(h.cfg.Now())
+		// End a little early, spread over up to 5% of the remaining time
+		// (at most 30 s), so equal expiries do not reconnect together.
+		left -= rand.N(min(left/20, 30*time.Second) + 1)
+		t := time.NewTimer(max(left, 0))
+		defer t.Stop()
+		expiry = t.C
+	}
+	var batch []*hub.Update
+	var frames [][]byte
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.draining:
+			return
+		case <-expiry:
+			h.log.Debug("stream ended: credentials expired")
+			return
+		case <-heartbeat:
+			if err := sw.Comment(""); err != nil {
+				h.log.Debug("stream ended: heartbeat failed", "err", err)
+				return
+			}
+		case <-sub.Ready():
+			var err error
+			batch, err = sub.Drain(ctx, batch[:0])
+			frames = frames[:0]
+			for _, u := range batch {
+				frames = append(frames, u.Frame())
+			}
+			if len(frames) > 0 {
+				if werr := sw.WriteFrames(frames...); werr != nil {
+					h.log.Debug("stream ended: write failed", "err", werr)
+					return
+				}
+			}
+			clear(batch)
+			if err != nil {
+				if errors.Is(err, hub.ErrSlowConsumer) {
+					h.log.Info("stream ended: slow consumer", "remote", "", "reason", "queue-overflow")
+				}
+				return
+			}
+		}
+	}
+}
+
+// publish handles a form-encoded publish.
+func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
+	grant, ok := h.authenticate(w, r, auth.Publisher)
+	if !ok {
+		return
+	}
+	if grant == nil {
+		h.unauthorized(w, r, "publishing requires a token")
+		return
+	}
+	if grant.Source == auth.SourceCookie && !h.sameOriginOrAllowed(r) {
+		h.forbidden(w, r, "publishing with a cookie requires an allowed Origin or Referer")
+		return
+	}
+	ct := r.Header.Get("Content-Type")
+	if mt, _, _ := strings.Cut(ct, ";"); !strings.EqualFold(strings.TrimSpace(mt), "application/x-www-form-urlencoded") {
+		h.fail(w, r, http.StatusUnsupportedMediaType, "publish body must be application/x-www-form-urlencoded")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			h.fail(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", h.cfg.MaxBodyBytes))
+			return
+		}
+		h.fail(w, r, http.StatusBadRequest, "malformed form body: "+err.Error())
+		return
+	}
+	u, status, reason := h.parseUpdate(r.PostForm)
+	if status != 0 {
+		h.fail(w, r, status, reason)
+		return
+	}
+	if !grant.CanPublish(u.Topics) {
+		h.forbidden(w, r, "token does not grant publishing to every topic of the update")
+		return
+	}
+	id, err := h.cfg.Hub.Publish(r.Context(), u)
+	if err != nil {
+		if errors.Is(err, hub.ErrInvalidUpdate) {
+			h.fail(w, r, http.StatusBadRequest, strings.TrimPrefix(err.Error(), "hub: "))
+			return
+		}
+		h.log.Error("publish failed", "err", err)
+		w.Header().Set("Retry-After", "1")
+		h.fail(w, r, http.StatusServiceUnavailable, "update not stored: "+storeReason(err))
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write([]byte(id))
+}
+
+// storeReason names a store failure without internals.
+func storeReason(err error) string {
+	switch {
+	case errors.Is(err, hub.ErrClosed):
+		return "hub is shutting down"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "request ended before the update was stored"
+	default:
+		return "the store failed"
+	}
+}
+
+// reservedTypePrefix starts the event types the hub itself emits.
+const reservedTypePrefix = "ssehub."
+
+// parseUpdate validates a publish form. It returns a status and reason
+// when the form is invalid.
+func (h *Handler) parseUpdate(form url.Values) (*hub.Update, int, string) {
+	for name, vs := range form {
+		for _, v := range vs {
+			if !utf8.ValidString(v) || !utf8.ValidString(name) {
+				return nil, http.StatusBadRequest, fmt.Sprintf("field %q is not valid UTF-8", name)
+			}
+		}
+	}
+	topics := form["topic"]
+	switch {
+	case len(topics) == 0:
+		return nil, http.StatusBadRequest, `missing "topic" field`
+	case len(topics) > h.cfg.MaxTopics:
+		return nil, http.StatusBadRequest, fmt.Sprintf("more than %d topics", h.cfg.MaxTopics)
+	}
+	for _, t := range topics {
+		if len(t) > h.cfg.MaxTopicLen {
+			return nil, http.StatusBadRequest, fmt.Sprintf("topic is longer than %d bytes", h.cfg.MaxTopicLen)
+		}
+		if err := selector.ValidateTopic(t); err != nil {
+			return nil, http.StatusBadRequest, err.Error()
+		}
+		if h.reserved(t) {
+			return nil, http.StatusBadRequest, fmt.Sprintf("topic %q is in the hub's reserved namespace", t)
+		}
+	}
+	u := &hub.Update{Topics: topics, Data: form.Get("data")}
+	_, u.Private = form["private"]
+	if id := form.Get("id"); id != "" {
+		switch {
+		case id == hub.Earliest:
+			return nil, http.StatusBadRequest, `id "earliest" is reserved`
+		case strings.HasPrefix(id, "#"):
+			return nil, http.StatusBadRequest, `id must not start with "#"`
+		}
+		if err := checkText("id", id); err != "" {
+			return nil, http.StatusBadRequest, err
+		}
+		u.ID = id
+	}
+	if typ := form.Get("type"); typ != "" {
+		if err := checkText("type", typ); err != "" {
+			return nil, http.StatusBadRequest, err
+		}
+		if typ == "mercure" || strings.HasPrefix(typ, reservedTypePrefix) {
+			return nil, http.StatusBadRequest, fmt.Sprintf("type %q is reserved for the hub", typ)
+		}
+		u.Type = typ
+	}
+	if v, ok := form["retry"]; ok {
+		ms, err := strconv.ParseUint(v[0], 10, 31)
+		if err != nil || strings.TrimLeft(v[0], "0123456789") != "" || v[0] == "" {
+			return nil, http.StatusBadRequest, "retry must be a number of milliseconds (ASCII digits only)"
+		}
+		u.Retry = time.Duration(ms) * time.Millisecond
+	}
+	return u, 0, ""
+}
+
+// checkText applies the Mercure rules for id and type: no control
+// characters (C0, DEL, C1) and no Unicode format characters.
+func checkText(field, s string) string {
+	for i, r := range s {
+		if r <= 0x1f || (r >= 0x7f && r <= 0x9f) || (r >= 0xad && unicode.Is(unicode.Cf, r)) {
+			return fmt.Sprintf("%s contains forbidden character %U at byte %d", field, r, i)
+		}
+	}
+	return ""
+}
+
+// reserved reports whether topic, resolved against the hub URL, addresses
+// the hub's own namespace (its path or below), whatever its scheme, host,
+// dot-segments or percent-encoding.
+func (h *Handler) reserved(topic string) bool {
+	base, err := url.Parse(h.cfg.Compiler.HubURL())
+	if err != nil {
+		return false
+	}
+	u, err := base.Parse(topic)
+	if err != nil {
+		return false
+	}
+	p := path.Clean("/" + u.Path)
+	return p == h.hubPath || strings.HasPrefix(p, h.hubPath+"/")
+}
+
+// sameOriginOrAllowed is the CSRF check for cookie-authenticated publishes:
+// the Origin (or, without one, the Referer) must be the hub's own origin or
+// an allowed CORS origin.
+func (h *Handler) sameOriginOrAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		ref, err := url.Parse(r.Referer())
+		if err != nil || ref.Host == "" {
+			return false
+		}
+		origin = ref.Scheme + "://" + ref.Host
+	}
+	if origin == "null" {
+		return false
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return origin == scheme+"://"+r.Host || slices.Contains(h.cfg.CORSOrigins, origin)
+}
