@@ -32,28 +32,32 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives slow-consumer and store errors. Nil discards them.
 	Logger *slog.Logger
-	// Metrics observes the hub's events. Nil means no metrics.
-	Metrics Metrics
 }
 
-// Metrics observes what the hub does. Implementations must be safe for
-// concurrent use and cheap: they run on the publish and fan-out paths.
-type Metrics interface {
-	// Published is called once per update appended by this hub.
-	Published(u *Update)
-	// Dispatched is called once per update fanned out, with the number of
-	// subscribers it was queued for.
-	Dispatched(u *Update, subscribers int)
-	// SubscriberEnded is called when a subscription ends, with the cause
-	// (nil for a normal close).
-	SubscriberEnded(cause error)
+// Stats are the hub's counters since it started. Counters only grow.
+type Stats struct {
+	// Subscribers is the number of active subscriptions.
+	Subscribers int
+	// Published counts updates this hub appended to the store.
+	Published uint64
+	// Dispatched counts updates fanned out from the store's log, whichever
+	// hub published them.
+	Dispatched uint64
+	// Delivered counts updates queued to subscribers, live and replayed.
+	Delivered uint64
+	// Replayed counts updates served from history on resume.
+	Replayed uint64
+	// SlowConsumers counts subscriptions ended because their queue
+	// overflowed.
+	SlowConsumers uint64
+	// Gaps counts gap notices sent to resuming subscribers.
+	Gaps uint64
 }
 
-type noMetrics struct{}
-
-func (noMetrics) Published(*Update)       {}
-func (noMetrics) Dispatched(*Update, int) {}
-func (noMetrics) SubscriberEnded(error)   {}
+// counters are the atomics behind Stats.
+type counters struct {
+	published, dispatched, delivered, replayed, slow, gaps atomic.Uint64
+}
 
 // Errors a Hub returns.
 var (
@@ -69,7 +73,7 @@ type Hub struct {
 	cfg      Config
 	store    Store
 	ownStore bool
-	metrics  Metrics
+	stats    counters
 	log      *slog.Logger
 
 	cancel context.CancelFunc
@@ -105,7 +109,6 @@ func New(cfg Config) (*Hub, error) {
 	h := &Hub{
 		cfg:      cfg,
 		store:    cfg.Store,
-		metrics:  cfg.Metrics,
 		log:      cfg.Logger,
 		exact:    make(map[string]map[*Subscription]struct{}),
 		patterns: make(map[*Subscription]struct{}),
@@ -113,9 +116,6 @@ func New(cfg Config) (*Hub, error) {
 	}
 	if h.store == nil {
 		h.store, h.ownStore = NewMemoryStore(MemoryConfig{}), true
-	}
-	if h.metrics == nil {
-		h.metrics = noMetrics{}
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -162,7 +162,8 @@ func (h *Hub) dispatch(u *Update) {
 		}
 	}
 	h.mu.RUnlock()
-	h.metrics.Dispatched(u, n)
+	h.stats.dispatched.Add(1)
+	h.stats.delivered.Add(uint64(n))
 }
 
 // Publish validates u, assigns its ID (a random "urn:uuid:" when empty) and
@@ -186,7 +187,7 @@ func (h *Hub) Publish(ctx context.Context, u *Update) (string, error) {
 	if err := h.store.Append(ctx, u); err != nil {
 		return "", err
 	}
-	h.metrics.Published(u)
+	h.stats.published.Add(1)
 	return u.ID, nil
 }
 
@@ -220,11 +221,22 @@ func NewID() string {
 // Store returns the hub's store.
 func (h *Hub) Store() Store { return h.store }
 
-// Subscribers returns the number of active subscriptions.
-func (h *Hub) Subscribers() int {
+// Stats returns the hub's counters. It is cheap and safe to call
+// concurrently.
+func (h *Hub) Stats() Stats {
 	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return h.count
+	n := h.count
+	h.mu.RUnlock()
+	c := &h.stats
+	return Stats{
+		Subscribers:   n,
+		Published:     c.published.Load(),
+		Dispatched:    c.dispatched.Load(),
+		Delivered:     c.delivered.Load(),
+		Replayed:      c.replayed.Load(),
+		SlowConsumers: c.slow.Load(),
+		Gaps:          c.gaps.Load(),
+	}
 }
 
 // Close stops the dispatcher and ends every subscription with ErrClosed,

@@ -260,6 +260,9 @@ func TestSlowConsumerIsEndedWithoutBlockingOthers(t *testing.T) {
 	if _, err := next(t, slow, 100); !errors.Is(err, ErrSlowConsumer) {
 		t.Errorf("slow subscriber: %v; want ErrSlowConsumer", err)
 	}
+	if st := h.Stats(); st.SlowConsumers != 1 || st.Published != 10 || st.Subscribers != 2 {
+		t.Errorf("stats %+v; want 1 slow consumer, 10 published, 2 subscribers", st)
+	}
 }
 
 func TestCloseEndsSubscriptions(t *testing.T) {

@@ -215,6 +215,7 @@ func (s *Subscription) setGap(reason GapReason) {
 		LastEventID string    `json:"lastEventId"`
 	}{reason, s.resume.Requested})
 	s.pendingGap = &Update{Type: GapEventType, Data: string(data)}
+	s.h.stats.gaps.Add(1)
 }
 
 // offer queues u without blocking. It runs on the dispatcher goroutine and
@@ -238,6 +239,7 @@ func (s *Subscription) offer(u *Update) bool {
 		s.err, s.queue, s.qbytes = ErrSlowConsumer, nil, 0
 		s.mu.Unlock()
 		s.signal()
+		s.h.stats.slow.Add(1)
 		s.h.log.Warn("hub: ending slow subscriber", "reason", "queue-overflow", "queued", cfg.QueueSize)
 		return false
 	}
@@ -321,6 +323,8 @@ func (s *Subscription) replay(ctx context.Context, dst []*Update) ([]*Update, er
 			dst = append(dst, u)
 			n++
 			s.replayed++
+			s.h.stats.replayed.Add(1)
+			s.h.stats.delivered.Add(1)
 		}
 		if n >= replayBatch || scanned >= 16*replayBatch {
 			finished = false // this call's share is done; more may remain
@@ -351,11 +355,6 @@ func (s *Subscription) Close() {
 	s.closed = true
 	s.h.unregister(s)
 	s.mu.Lock()
-	cause := s.err
 	s.queue = nil
 	s.mu.Unlock()
-	if cause == ErrClosed {
-		cause = nil
-	}
-	s.h.metrics.SubscriberEnded(cause)
 }

@@ -294,7 +294,7 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodHead {
 		return
 	}
-	h.stream(r.Context(), sw, sub, grant)
+	h.stream(r, sw, sub, grant)
 }
 
 // lastEventID returns the resume ID: the Last-Event-ID header wins over the
@@ -315,7 +315,8 @@ func lastEventID(r *http.Request, q url.Values) (string, bool) {
 // stream is the subscriber loop: one select over the client, the hub, the
 // heartbeat and the credentials' expiry. Every write is whole events, so
 // the stream always ends at an event boundary.
-func (h *Handler) stream(ctx context.Context, sw *sse.Writer, sub *hub.Subscription, grant *auth.Grant) {
+func (h *Handler) stream(r *http.Request, sw *sse.Writer, sub *hub.Subscription, grant *auth.Grant) {
+	ctx := r.Context()
 	if d := h.cfg.Retry; d > 0 {
 		jittered := d - d/4 + rand.N(d/2+1)
 		if err := sw.Retry(jittered); err != nil {
@@ -370,7 +371,7 @@ func (h *Handler) stream(ctx context.Context, sw *sse.Writer, sub *hub.Subscript
 			clear(batch)
 			if err != nil {
 				if errors.Is(err, hub.ErrSlowConsumer) {
-					h.log.Info("stream ended: slow consumer", "remote", "", "reason", "queue-overflow")
+					h.log.Info("stream ended: slow consumer", "remote", r.RemoteAddr, "reason", "queue-overflow")
 				}
 				return
 			}
