@@ -69,7 +69,10 @@ const (
 //
 // Memory is bounded by the maximum event size (see SetMaxEventSize): a
 // Decoder counts the data buffered for the current event plus the current
-// line and fails with ErrEventTooLarge when the sum exceeds the maximum.
+// line and fails with ErrEventTooLarge when the sum exceeds the maximum. It
+// fails the same way when replacing invalid UTF-8 (one byte can become the
+// three of U+FFFD) would make an event's data, type or ID, or a comment,
+// longer than the maximum, so no string it returns is ever longer.
 // Lines that are ignored anyway (unknown fields, and comments when
 // OnComment is nil) are skipped without being buffered, whatever their
 // length.
@@ -112,7 +115,8 @@ type Decoder struct {
 }
 
 // NewDecoder returns a Decoder that reads from r, with the default maximum
-// event size, an empty last event ID and no reconnection time.
+// event size, an empty last event ID and no reconnection time. The reader
+// may be nil if Reset provides one before the first Decode.
 func NewDecoder(r io.Reader) *Decoder {
 	d := &Decoder{max: DefaultMaxEventSize}
 	d.Reset(r)
@@ -134,7 +138,7 @@ func (d *Decoder) Reset(r io.Reader) {
 	d.skipLF = false
 	d.resetLine()
 	d.data = shrink(d.data)
-	d.typ = d.typ[:0]
+	d.typ = shrink(d.typ)
 	d.idBuf = d.lastID
 }
 
@@ -195,7 +199,7 @@ func (d *Decoder) Decode() (Event, error) {
 			// End of stream: drop the pending block and its id.
 			d.resetLine()
 			d.data = shrink(d.data)
-			d.typ = d.typ[:0]
+			d.typ = shrink(d.typ)
 			d.idBuf = d.lastID
 			d.err = err
 			return Event{}, err
@@ -395,6 +399,16 @@ func (d *Decoder) resetLine() {
 	d.lineMode = lineNone
 }
 
+// text converts b to valid UTF-8, failing when replacement characters
+// make it longer than the maximum event size.
+func (d *Decoder) text(b []byte) (string, error) {
+	s, ok := validStringMax(b, d.max)
+	if !ok {
+		return "", d.tooLarge()
+	}
+	return s, nil
+}
+
 func (d *Decoder) tooLarge() error {
 	return fmt.Errorf("%w (%d bytes)", ErrEventTooLarge, d.max)
 }
@@ -403,8 +417,7 @@ func (d *Decoder) tooLarge() error {
 // was dispatched.
 func (d *Decoder) processLine(line []byte) (Event, bool, error) {
 	if len(line) == 0 {
-		ev, ok := d.dispatch()
-		return ev, ok, nil
+		return d.dispatch()
 	}
 	if line[0] == ':' {
 		if d.OnComment == nil {
@@ -413,7 +426,11 @@ func (d *Decoder) processLine(line []byte) (Event, bool, error) {
 		if len(line) > d.max-len(d.data) {
 			return Event{}, false, d.tooLarge()
 		}
-		d.OnComment(validString(line[1:]))
+		text, err := d.text(line[1:])
+		if err != nil {
+			return Event{}, false, err
+		}
+		d.OnComment(text)
 		return Event{}, false, nil
 	}
 	name, value := line, line[len(line):]
@@ -437,7 +454,11 @@ func (d *Decoder) processLine(line []byte) (Event, bool, error) {
 		d.typ = append(d.typ[:0], value...)
 	case "id":
 		if bytes.IndexByte(value, 0) < 0 && string(value) != d.idBuf {
-			d.idBuf = validString(value)
+			id, err := d.text(value)
+			if err != nil {
+				return Event{}, false, err
+			}
+			d.idBuf = id
 		}
 	case "retry":
 		if ms, ok := parseRetry(value); ok {
@@ -469,26 +490,28 @@ func parseRetry(v []byte) (time.Duration, bool) {
 }
 
 // dispatch runs the spec's dispatch steps for a blank line.
-func (d *Decoder) dispatch() (Event, bool) {
+func (d *Decoder) dispatch() (Event, bool, error) {
 	d.lastID = d.idBuf
 	if len(d.data) == 0 {
-		d.typ = d.typ[:0]
-		return Event{}, false
+		d.typ = shrink(d.typ)
+		return Event{}, false, nil
 	}
-	ev := Event{
-		ID:   d.lastID,
-		Type: "message",
-		Data: validString(d.data[:len(d.data)-1]),
+	data, err := d.text(d.data[:len(d.data)-1])
+	if err != nil {
+		return Event{}, false, err
 	}
+	ev := Event{ID: d.lastID, Type: "message", Data: data}
 	if len(d.typ) > 0 {
 		if string(d.typ) != d.lastType {
-			d.lastType = validString(d.typ)
+			if d.lastType, err = d.text(d.typ); err != nil {
+				return Event{}, false, err
+			}
 		}
 		ev.Type = d.lastType
 	}
 	d.data = shrink(d.data)
-	d.typ = d.typ[:0]
-	return ev, true
+	d.typ = shrink(d.typ)
+	return ev, true, nil
 }
 
 // shrink empties b, releasing its array when it is large.
@@ -499,15 +522,21 @@ func shrink(b []byte) []byte {
 	return b[:0]
 }
 
-// validString returns b as a string, replacing each invalid UTF-8 sequence
-// with U+FFFD the way the WHATWG UTF-8 decoder does: one replacement
-// character per maximal subpart of an ill-formed sequence.
-func validString(b []byte) string {
+// validStringMax returns b as a string, replacing each invalid UTF-8
+// sequence with U+FFFD the way the WHATWG UTF-8 decoder does: one
+// replacement character per maximal subpart of an ill-formed sequence. It
+// gives up, returning false, when the result would be longer than limit
+// bytes. Replacement characters take
+// three bytes, so invalid input can grow up to threefold.
+func validStringMax(b []byte, limit int) (string, bool) {
 	if utf8.Valid(b) {
-		return string(b)
+		return string(b), len(b) <= limit
 	}
-	out := make([]byte, 0, len(b)+8)
+	out := make([]byte, 0, min(len(b)+8, limit))
 	for i := 0; i < len(b); {
+		if len(out) > limit {
+			return "", false
+		}
 		if b[i] < utf8.RuneSelf {
 			out = append(out, b[i])
 			i++
@@ -522,7 +551,10 @@ func validString(b []byte) string {
 		out = append(out, "\uFFFD"...)
 		i += invalidLen(b[i:])
 	}
-	return string(out)
+	if len(out) > limit {
+		return "", false
+	}
+	return string(out), true
 }
 
 // invalidLen returns the length of the maximal subpart of the ill-formed

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -241,6 +242,12 @@ func TestDecoderReadErrors(t *testing.T) {
 	}
 }
 
+// validString is validStringMax without a limit.
+func validString(b []byte) string {
+	s, _ := validStringMax(b, math.MaxInt)
+	return s
+}
+
 func TestValidString(t *testing.T) {
 	t.Parallel()
 	tests := []struct{ in, want string }{
@@ -263,6 +270,12 @@ func TestValidString(t *testing.T) {
 		}
 		if ref := string(refUTF8Decode([]byte(tt.in))); ref != tt.want {
 			t.Errorf("refUTF8Decode(%q) = %q; want %q", tt.in, ref, tt.want)
+		}
+		if _, ok := validStringMax([]byte(tt.in), len(tt.want)-1); ok {
+			t.Errorf("validStringMax(%q, %d) fits; want too long", tt.in, len(tt.want)-1)
+		}
+		if got, ok := validStringMax([]byte(tt.in), len(tt.want)); got != tt.want || !ok {
+			t.Errorf("validStringMax(%q, %d) = %q, %v; want %q, true", tt.in, len(tt.want), got, ok, tt.want)
 		}
 	}
 }
