@@ -26,7 +26,7 @@ const (
 	// keepBufSize is the largest data or line buffer capacity a Decoder
 	// keeps between events; larger buffers are released after use so an
 	// idle connection does not pin the memory of its largest event.
-	keepBufSize = 64 << 10
+	keepBufSize = 256 << 10
 	// maxEmptyReads is how many (0, nil) reads in a row make Decode give
 	// up with io.ErrNoProgress, as bufio does.
 	maxEmptyReads = 100
@@ -41,6 +41,7 @@ const (
 	lineUndecided        // too short to know the field; buffered
 	lineKeep             // a field we process, or a reported comment; buffered
 	lineDiscard          // an unknown field or unreported comment; dropped
+	lineData             // a data field; its value goes straight to d.data
 )
 
 // Decoder reads events from a text/event-stream. It follows the WHATWG
@@ -102,6 +103,11 @@ type Decoder struct {
 	skipLF   bool // the last line ended with CR: a following LF belongs to it
 	line     []byte
 	lineMode int
+	// For lineData: whether the value's first byte (a space to drop) is
+	// still to come, and the bytes of the line not in d.data ("data:" and
+	// the dropped space), which count against the maximum event size.
+	valueStart bool
+	lineExtra  int
 
 	data     []byte // data buffer, each line followed by LF
 	typ      []byte // event type buffer
@@ -273,7 +279,11 @@ func (d *Decoder) parse() (Event, bool, error) {
 			ok  bool
 			err error
 		)
-		if mode != lineDiscard {
+		switch mode {
+		case lineDiscard:
+		case lineData:
+			d.data = append(d.data, '\n')
+		default:
 			ev, ok, err = d.processLine(line)
 		}
 		d.resetLine()
@@ -343,9 +353,33 @@ func (d *Decoder) appendPartial(p []byte) error {
 		n := copy(head[:], d.line)
 		n += copy(head[n:], p)
 		d.lineMode = d.classify(head[:n])
-		if d.lineMode == lineDiscard {
+		switch {
+		case d.lineMode == lineDiscard:
 			d.line = d.line[:0]
+		case d.lineMode == lineKeep && string(head[:min(n, 5)]) == "data:":
+			// A long data line: rather than buffer it and copy it, stream
+			// its value into the data buffer. An undecided line has no
+			// colon, so the "data:" prefix ends inside p.
+			p = p[len("data:")-len(d.line):]
+			d.line = d.line[:0]
+			d.lineMode = lineData
+			d.valueStart = true
+			d.lineExtra = len("data:")
 		}
+	}
+	if d.lineMode == lineData {
+		if d.valueStart && len(p) > 0 {
+			d.valueStart = false
+			if p[0] == ' ' {
+				p = p[1:]
+				d.lineExtra++
+			}
+		}
+		if len(p) > d.max-len(d.data)-d.lineExtra {
+			return d.tooLarge()
+		}
+		d.data = append(d.data, p...)
+		return nil
 	}
 	if d.lineMode == lineDiscard || len(p) == 0 {
 		return nil
