@@ -1,0 +1,607 @@
+// Package storetest is the conformance suite every hub.Store must pass.
+//
+// A store's tests call Run with a constructor of empty stores, and
+// RunRetention if the store can be limited to a number of updates. This
+// package's own tests run both against hub.MemoryStore, the reference
+// implementation; boltstore runs them against the durable store. Run the
+// suite under -race and with go.uber.org/goleak's VerifyTestMain in the
+// calling package: several cases check that goroutines end on Close and on
+// context cancellation.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ssehub/ssehub/hub"
+)
+
+// wait bounds how long a case waits for something that should happen
+// promptly; it only turns a hang into a readable failure.
+const wait = 30 * time.Second
+
+// Run runs the conformance suite against the stores newStore returns. Each
+// call of newStore must return a new, empty, open store with default or
+// generous limits (at least 10,000 updates retained). The suite closes every
+// store it gets; newStore may register further cleanup with t.Cleanup.
+func Run(t *testing.T, newStore func(t *testing.T) hub.Store) {
+	open := func(t *testing.T) hub.Store {
+		t.Helper()
+		s := newStore(t)
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	t.Run("Empty", func(t *testing.T) { testEmpty(t, open(t)) })
+	t.Run("AppendAssignsPositions", func(t *testing.T) { testAppend(t, open(t)) })
+	t.Run("AppendCanceled", func(t *testing.T) { testAppendCanceled(t, open(t)) })
+	t.Run("Lookup", func(t *testing.T) { testLookup(t, open(t)) })
+	t.Run("Read", func(t *testing.T) { testRead(t, open(t)) })
+	t.Run("RoundTrip", func(t *testing.T) { testRoundTrip(t, open(t)) })
+	t.Run("Follow", func(t *testing.T) { testFollow(t, open(t)) })
+	t.Run("FollowCancel", func(t *testing.T) { testFollowCancel(t, open(t)) })
+	t.Run("ConcurrentAppend", func(t *testing.T) { testConcurrent(t, open(t)) })
+	t.Run("CallbacksMayUseStore", func(t *testing.T) { testReentrant(t, open(t)) })
+	t.Run("Close", func(t *testing.T) { testClose(t, open(t)) })
+}
+
+// Retention describes a store that can be limited, for RunRetention.
+type Retention struct {
+	// New returns a new, empty, open store that retains at most
+	// maxUpdates updates, discarding the oldest first, and no other limit
+	// that the suite could reach (it appends a few dozen small updates).
+	New func(t *testing.T, maxUpdates int) hub.Store
+	// Skip maps the names of retention cases to the reason a store
+	// deviates from them; those cases are skipped with that reason. Use it
+	// only for known, documented bugs.
+	Skip map[string]string
+}
+
+// RunRetention runs the cases that need a store with a count limit: the
+// oldest updates are discarded, Bounds, Read, Lookup and Follow agree about
+// what is retained, and IDs are forgotten with the updates that held them.
+func RunRetention(t *testing.T, r Retention) {
+	cases := []struct {
+		name string
+		fn   func(*testing.T, hub.Store)
+	}{
+		{"DiscardsOldest", testRetentionDiscards},
+		{"LookupAfterEarliestEvicted", testRetentionDuplicate},
+		{"FollowBehindRetention", testRetentionFollow},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if why, ok := r.Skip[c.name]; ok {
+				t.Skip(why)
+			}
+			s := r.New(t, 5)
+			t.Cleanup(func() { _ = s.Close() })
+			c.fn(t, s)
+		})
+	}
+}
+
+// upd returns a small update on topic "t" with the given ID.
+func upd(id string) *hub.Update {
+	return &hub.Update{ID: id, Topics: []string{"https://example.com/t"}, Data: "data of " + id, Time: time.Now()}
+}
+
+func appendAll(t *testing.T, s hub.Store, us ...*hub.Update) []*hub.Update {
+	t.Helper()
+	for _, u := range us {
+		if err := s.Append(context.Background(), u); err != nil {
+			t.Fatalf("Append(%q): %v", u.ID, err)
+		}
+	}
+	return us
+}
+
+func appendN(t *testing.T, s hub.Store, prefix string, n int) []*hub.Update {
+	t.Helper()
+	us := make([]*hub.Update, n)
+	for i := range us {
+		us[i] = upd(fmt.Sprintf("%s%d", prefix, i))
+	}
+	return appendAll(t, s, us...)
+}
+
+// readAll returns what Read(after) delivers.
+func readAll(t *testing.T, s hub.Store, after hub.Position) []*hub.Update {
+	t.Helper()
+	var got []*hub.Update
+	if err := s.Read(context.Background(), after, func(u *hub.Update) bool {
+		got = append(got, u)
+		return true
+	}); err != nil {
+		t.Fatalf("Read(%v): %v", after, err)
+	}
+	return got
+}
+
+func ids(us []*hub.Update) []string {
+	out := make([]string, len(us))
+	for i, u := range us {
+		out[i] = u.ID
+	}
+	return out
+}
+
+func seqs(us []*hub.Update) []uint64 {
+	out := make([]uint64, len(us))
+	for i, u := range us {
+		out[i] = u.Pos.Seq
+	}
+	return out
+}
+
+func bounds(t *testing.T, s hub.Store) (oldest, newest hub.Position) {
+	t.Helper()
+	oldest, newest, err := s.Bounds(context.Background())
+	if err != nil {
+		t.Fatalf("Bounds: %v", err)
+	}
+	return oldest, newest
+}
+
+func testEmpty(t *testing.T, s hub.Store) {
+	oldest, newest := bounds(t, s)
+	if oldest.Seq != 0 || newest.Seq != 0 || oldest.Epoch == "" || newest.Epoch != oldest.Epoch {
+		t.Errorf("Bounds of an empty store = %v, %v; want seq 0 and one non-empty epoch", oldest, newest)
+	}
+	if got := readAll(t, s, hub.Position{}); len(got) != 0 {
+		t.Errorf("Read of an empty store gave %v; want nothing", ids(got))
+	}
+	if _, err := s.Lookup(context.Background(), "x"); !errors.Is(err, hub.ErrNotFound) {
+		t.Errorf("Lookup in an empty store: got %v; want ErrNotFound", err)
+	}
+}
+
+func testAppend(t *testing.T, s hub.Store) {
+	us := appendN(t, s, "a", 20)
+	epoch := us[0].Pos.Epoch
+	if epoch == "" {
+		t.Fatal("Append set an empty epoch")
+	}
+	for i, u := range us {
+		if u.Pos.Epoch != epoch {
+			t.Errorf("update %d: epoch %q; want %q (stable)", i, u.Pos.Epoch, epoch)
+		}
+		if u.Pos.Seq == 0 || i > 0 && u.Pos.Seq <= us[i-1].Pos.Seq {
+			t.Errorf("update %d: seq %d after %d; want strictly increasing and non-zero", i, u.Pos.Seq, us[max(i-1, 0)].Pos.Seq)
+		}
+	}
+	oldest, newest := bounds(t, s)
+	if oldest != us[0].Pos || newest != us[len(us)-1].Pos {
+		t.Errorf("Bounds = %v, %v; want %v, %v", oldest, newest, us[0].Pos, us[len(us)-1].Pos)
+	}
+}
+
+func testAppendCanceled(t *testing.T, s hub.Store) {
+	appendN(t, s, "a", 1)
+	_, before := bounds(t, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Append(ctx, upd("canceled")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Append with a canceled context: got %v; want context.Canceled", err)
+	}
+	if _, after := bounds(t, s); after != before {
+		t.Errorf("newest after a canceled Append = %v; want %v (nothing appended)", after, before)
+	}
+	if _, err := s.Lookup(context.Background(), "canceled"); !errors.Is(err, hub.ErrNotFound) {
+		t.Errorf("Lookup of the canceled update: got %v; want ErrNotFound", err)
+	}
+}
+
+func testLookup(t *testing.T, s hub.Store) {
+	us := appendAll(t, s, upd("one"), upd("dup"), upd("two"), upd("dup"), upd("dup"), upd(""), upd("urn:uuid:7d2a"))
+	for _, c := range []struct {
+		id   string
+		want hub.Position
+	}{
+		{"one", us[0].Pos},
+		{"dup", us[1].Pos}, // the earliest of three
+		{"two", us[2].Pos},
+		{"urn:uuid:7d2a", us[6].Pos},
+	} {
+		got, err := s.Lookup(context.Background(), c.id)
+		if err != nil || got != c.want {
+			t.Errorf("Lookup(%q) = %v, %v; want %v", c.id, got, err, c.want)
+		}
+	}
+	for _, id := range []string{"unknown", "dup ", "DUP", "on", strings.Repeat("forged", 2000), "\x00"} {
+		if pos, err := s.Lookup(context.Background(), id); !errors.Is(err, hub.ErrNotFound) {
+			t.Errorf("Lookup(%.20q) = %v, %v; want ErrNotFound", id, pos, err)
+		}
+	}
+}
+
+func testRead(t *testing.T, s hub.Store) {
+	us := appendN(t, s, "r", 600) // more than one internal batch in most stores
+	if got := readAll(t, s, hub.Position{}); !slices.Equal(ids(got), ids(us)) || !slices.Equal(seqs(got), seqs(us)) {
+		t.Fatalf("Read from zero: got %d updates %v...; want all %d in order", len(got), ids(got)[:min(5, len(got))], len(us))
+	}
+	for _, k := range []int{0, 1, 299, 598} {
+		got := readAll(t, s, us[k].Pos)
+		if !slices.Equal(seqs(got), seqs(us[k+1:])) {
+			t.Errorf("Read after update %d: got %d updates; want the %d after it, in order", k, len(got), len(us)-k-1)
+		}
+	}
+	if got := readAll(t, s, us[len(us)-1].Pos); len(got) != 0 {
+		t.Errorf("Read after the newest gave %v; want nothing", ids(got))
+	}
+	if got := readAll(t, s, hub.Position{Seq: us[len(us)-1].Pos.Seq + 1000, Epoch: us[0].Pos.Epoch}); len(got) != 0 {
+		t.Errorf("Read after a future seq gave %v; want nothing", ids(got))
+	}
+	// Stop when fn returns false.
+	calls := 0
+	err := s.Read(context.Background(), hub.Position{}, func(*hub.Update) bool {
+		calls++
+		return calls < 3
+	})
+	if err != nil || calls != 3 {
+		t.Errorf("Read stopping at the 3rd update: %d calls, err %v; want 3 calls, nil", calls, err)
+	}
+	// A position from another epoch.
+	calls = 0
+	err = s.Read(context.Background(), hub.Position{Seq: 1, Epoch: "another-epoch"}, func(*hub.Update) bool {
+		calls++
+		return true
+	})
+	if !errors.Is(err, hub.ErrEpochChanged) || calls != 0 {
+		t.Errorf("Read from a foreign epoch: err %v after %d calls; want ErrEpochChanged and no call", err, calls)
+	}
+	// A canceled context.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Read(ctx, hub.Position{}, func(*hub.Update) bool { return true }); !errors.Is(err, context.Canceled) {
+		t.Errorf("Read with a canceled context: %v; want context.Canceled", err)
+	}
+}
+
+// roundTripCases are updates whose every field must survive storage.
+func roundTripCases() []*hub.Update {
+	ts := time.Date(2026, 3, 4, 5, 6, 7, 891234567, time.UTC)
+	return []*hub.Update{
+		{ID: "plain", Topics: []string{"https://example.com/books/1"}, Data: "hello", Time: ts},
+		{ID: "alternates", Topics: []string{"https://example.com/books/1", "https://example.com/users/dunglas/books/1", "/books/{id}"}, Type: "book.updated", Data: "{\"title\":\"x\"}", Retry: 2500 * time.Millisecond, Private: true, Time: ts.Add(time.Hour)},
+		{ID: "lines", Topics: []string{"t"}, Data: "a\nb\r\nc\rd\n\n", Time: ts},
+		{ID: "nul", Topics: []string{"t"}, Data: "before\x00after\x00", Time: ts},
+		{ID: "utf8-日本語-é", Topics: []string{"ラベル/🙂"}, Type: "ünïcode", Data: "Grüße, 世界 🙂 \u2028", Time: ts},
+		{ID: "empty-data", Topics: []string{"t"}, Time: ts},
+		{ID: "", Topics: []string{"empty id"}, Data: "x", Time: ts},
+		{ID: "large", Topics: []string{"t"}, Data: strings.Repeat("0123456789abcdef", 8192), Retry: time.Millisecond, Time: ts.Add(-24 * 365 * time.Hour)},
+		{ID: "bytes", Topics: []string{"t"}, Data: string([]byte{0xff, 0xfe, 0x80, 0, 1, 2}), Time: ts},
+	}
+}
+
+func sameUpdate(t *testing.T, how string, got, want *hub.Update) {
+	t.Helper()
+	var diffs []string
+	if got.ID != want.ID {
+		diffs = append(diffs, fmt.Sprintf("ID %q, want %q", got.ID, want.ID))
+	}
+	if !slices.Equal(got.Topics, want.Topics) {
+		diffs = append(diffs, fmt.Sprintf("Topics %q, want %q", got.Topics, want.Topics))
+	}
+	if got.Type != want.Type {
+		diffs = append(diffs, fmt.Sprintf("Type %q, want %q", got.Type, want.Type))
+	}
+	if got.Data != want.Data {
+		diffs = append(diffs, fmt.Sprintf("Data %.40q (%d bytes), want %.40q (%d bytes)", got.Data, len(got.Data), want.Data, len(want.Data)))
+	}
+	if got.Retry != want.Retry {
+		diffs = append(diffs, fmt.Sprintf("Retry %v, want %v", got.Retry, want.Retry))
+	}
+	if got.Private != want.Private {
+		diffs = append(diffs, fmt.Sprintf("Private %v, want %v", got.Private, want.Private))
+	}
+	if d := got.Time.Sub(want.Time); d <= -time.Millisecond || d >= time.Millisecond {
+		diffs = append(diffs, fmt.Sprintf("Time %v, want %v (to 1ms)", got.Time, want.Time))
+	}
+	if got.Pos != want.Pos {
+		diffs = append(diffs, fmt.Sprintf("Pos %v, want %v", got.Pos, want.Pos))
+	}
+	if len(diffs) > 0 {
+		t.Errorf("%s %q: %s", how, want.ID, strings.Join(diffs, "; "))
+	}
+}
+
+func testRoundTrip(t *testing.T, s hub.Store) {
+	want := roundTripCases()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := follow(ctx, s, hub.Position{})
+	appendAll(t, s, want...)
+	got := readAll(t, s, hub.Position{})
+	if len(got) != len(want) {
+		t.Fatalf("Read gave %d updates; want %d", len(got), len(want))
+	}
+	for i := range want {
+		sameUpdate(t, "Read", got[i], want[i])
+	}
+	for i, u := range f.next(t, len(want)) {
+		sameUpdate(t, "Follow", u, want[i])
+	}
+	cancel()
+	f.stop(t)
+}
+
+// follower runs Follow on its own goroutine and collects what it delivers.
+type follower struct {
+	ch   chan *hub.Update
+	done chan error
+}
+
+func follow(ctx context.Context, s hub.Store, after hub.Position) *follower {
+	f := &follower{ch: make(chan *hub.Update, 1<<16), done: make(chan error, 1)}
+	go func() { f.done <- s.Follow(ctx, after, func(u *hub.Update) { f.ch <- u }) }()
+	return f
+}
+
+// next returns the next n updates Follow delivers.
+func (f *follower) next(t *testing.T, n int) []*hub.Update {
+	t.Helper()
+	out := make([]*hub.Update, 0, n)
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for len(out) < n {
+		select {
+		case u := <-f.ch:
+			out = append(out, u)
+		case err := <-f.done:
+			t.Fatalf("Follow returned %v after delivering %d of %d updates", err, len(out), n)
+		case <-timer.C:
+			t.Fatalf("Follow delivered %d of %d updates within %v", len(out), n, wait)
+		}
+	}
+	return out
+}
+
+// stop waits for Follow to return after its context was canceled and
+// checks that it delivered nothing more.
+func (f *follower) stop(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-f.done:
+		if len(f.ch) > 0 {
+			u := <-f.ch
+			t.Errorf("Follow delivered an unexpected update %q (seq %d)", u.ID, u.Pos.Seq)
+		}
+		return err
+	case <-time.After(wait):
+		t.Fatalf("Follow did not return within %v of its end", wait)
+		return nil
+	}
+}
+
+func testFollow(t *testing.T, s hub.Store) {
+	before := appendN(t, s, "old", 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fromNewest := follow(ctx, s, before[2].Pos)
+	fromMiddle := follow(ctx, s, before[0].Pos)
+	fromZero := follow(ctx, s, hub.Position{})
+	after := appendN(t, s, "new", 5)
+
+	check := func(name string, f *follower, want []*hub.Update) {
+		got := f.next(t, len(want))
+		if !slices.Equal(seqs(got), seqs(want)) || !slices.Equal(ids(got), ids(want)) {
+			t.Errorf("Follow %s: got %v; want %v", name, ids(got), ids(want))
+		}
+	}
+	check("from the newest", fromNewest, after)
+	check("from the middle", fromMiddle, append(before[1:3:3], after...))
+	check("from zero", fromZero, append(before[:3:3], after...))
+	cancel()
+	for _, f := range []*follower{fromNewest, fromMiddle, fromZero} {
+		if err := f.stop(t); !errors.Is(err, context.Canceled) {
+			t.Errorf("Follow after cancel returned %v; want context.Canceled", err)
+		}
+	}
+}
+
+func testFollowCancel(t *testing.T, s hub.Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := follow(ctx, s, hub.Position{})
+	appendN(t, s, "x", 1)
+	f.next(t, 1)
+	cancel()
+	if err := f.stop(t); !errors.Is(err, context.Canceled) {
+		t.Errorf("idle Follow after cancel returned %v; want context.Canceled", err)
+	}
+}
+
+// testConcurrent appends from many goroutines while followers run and
+// checks every acknowledged update is delivered exactly once, in seq order,
+// and that each appender's own updates keep their order.
+func testConcurrent(t *testing.T, s hub.Store) {
+	const appenders, each = 16, 150
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	early := follow(ctx, s, hub.Position{})
+	_, start := bounds(t, s)
+	late := follow(ctx, s, start)
+
+	var wg sync.WaitGroup
+	acked := make([][]*hub.Update, appenders)
+	errs := make(chan error, appenders)
+	for g := range appenders {
+		wg.Go(func() {
+			for i := range each {
+				u := upd(fmt.Sprintf("g%d-%d", g, i))
+				if err := s.Append(context.Background(), u); err != nil {
+					errs <- err
+					return
+				}
+				acked[g] = append(acked[g], u)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("concurrent Append: %v", err)
+	}
+	seen := make(map[uint64]string)
+	for g, us := range acked {
+		for i, u := range us {
+			if prev, dup := seen[u.Pos.Seq]; dup {
+				t.Fatalf("seq %d assigned to both %q and %q", u.Pos.Seq, prev, u.ID)
+			}
+			seen[u.Pos.Seq] = u.ID
+			if i > 0 && u.Pos.Seq <= us[i-1].Pos.Seq {
+				t.Errorf("appender %d: seq %d after %d; want increasing", g, u.Pos.Seq, us[i-1].Pos.Seq)
+			}
+		}
+	}
+	const total = appenders * each
+	for name, f := range map[string]*follower{"started before": early, "started at newest": late} {
+		got := f.next(t, total)
+		for i, u := range got {
+			if i > 0 && u.Pos.Seq <= got[i-1].Pos.Seq {
+				t.Fatalf("Follow %s: seq %d after %d; want increasing", name, u.Pos.Seq, got[i-1].Pos.Seq)
+			}
+			if seen[u.Pos.Seq] != u.ID {
+				t.Fatalf("Follow %s: seq %d is %q; Append said %q", name, u.Pos.Seq, u.ID, seen[u.Pos.Seq])
+			}
+		}
+	}
+	read := readAll(t, s, hub.Position{})
+	if len(read) != total {
+		t.Fatalf("Read after concurrent appends: %d updates; want %d", len(read), total)
+	}
+	for i, u := range read {
+		if seen[u.Pos.Seq] != u.ID || i > 0 && u.Pos.Seq <= read[i-1].Pos.Seq {
+			t.Fatalf("Read after concurrent appends: update %d is %q at seq %d; want %q, increasing", i, u.ID, u.Pos.Seq, seen[u.Pos.Seq])
+		}
+	}
+	cancel()
+	early.stop(t)
+	late.stop(t)
+}
+
+// testReentrant checks that Read and Follow call fn without holding
+// anything that the store's other methods need.
+func testReentrant(t *testing.T, s hub.Store) {
+	appendN(t, s, "r", 3)
+	ctx := context.Background()
+	n := 0
+	err := s.Read(ctx, hub.Position{}, func(u *hub.Update) bool {
+		if _, err := s.Lookup(ctx, u.ID); err != nil {
+			t.Errorf("Lookup inside Read: %v", err)
+		}
+		if _, _, err := s.Bounds(ctx); err != nil {
+			t.Errorf("Bounds inside Read: %v", err)
+		}
+		if n++; n == 1 {
+			if err := s.Append(ctx, upd("from-read")); err != nil {
+				t.Errorf("Append inside Read: %v", err)
+			}
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	got := make(chan string, 8)
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Follow(fctx, hub.Position{}, func(u *hub.Update) {
+			if err := s.Read(ctx, hub.Position{}, func(*hub.Update) bool { return false }); err != nil {
+				t.Errorf("Read inside Follow: %v", err)
+			}
+			got <- u.ID
+		})
+	}()
+	for range 4 {
+		select {
+		case <-got:
+		case <-time.After(wait):
+			t.Fatal("Follow calling Read stalled")
+		}
+	}
+	cancel()
+	<-done
+}
+
+func testClose(t *testing.T, s hub.Store) {
+	us := appendN(t, s, "c", 2)
+	ctx := context.Background()
+	f := follow(ctx, s, us[1].Pos)
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := f.stop(t); !errors.Is(err, hub.ErrClosed) {
+		t.Errorf("a running Follow returned %v on Close; want ErrClosed", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v; want nil (idempotent)", err)
+	}
+	if err := s.Append(ctx, upd("late")); !errors.Is(err, hub.ErrClosed) {
+		t.Errorf("Append after Close: %v; want ErrClosed", err)
+	}
+	if _, err := s.Lookup(ctx, "c0"); !errors.Is(err, hub.ErrClosed) {
+		t.Errorf("Lookup after Close: %v; want ErrClosed", err)
+	}
+	if err := s.Read(ctx, hub.Position{}, func(*hub.Update) bool { return true }); !errors.Is(err, hub.ErrClosed) {
+		t.Errorf("Read after Close: %v; want ErrClosed", err)
+	}
+	if err := s.Follow(ctx, hub.Position{}, func(*hub.Update) {}); !errors.Is(err, hub.ErrClosed) {
+		t.Errorf("Follow after Close: %v; want ErrClosed", err)
+	}
+	if _, _, err := s.Bounds(ctx); !errors.Is(err, hub.ErrClosed) {
+		t.Errorf("Bounds after Close: %v; want ErrClosed", err)
+	}
+}
+
+// The retention cases run against a store that keeps 5 updates.
+
+func testRetentionDiscards(t *testing.T, s hub.Store) {
+	us := appendN(t, s, "k", 12)
+	kept := us[7:]
+	if got := readAll(t, s, hub.Position{}); !slices.Equal(ids(got), ids(kept)) {
+		t.Errorf("Read after 12 appends with room for 5: %v; want %v", ids(got), ids(kept))
+	}
+	oldest, newest := bounds(t, s)
+	if oldest != kept[0].Pos || newest != kept[4].Pos {
+		t.Errorf("Bounds = %v, %v; want %v, %v", oldest, newest, kept[0].Pos, kept[4].Pos)
+	}
+	if _, err := s.Lookup(context.Background(), "k0"); !errors.Is(err, hub.ErrNotFound) {
+		t.Errorf("Lookup of a discarded update: %v; want ErrNotFound", err)
+	}
+	if pos, err := s.Lookup(context.Background(), "k7"); err != nil || pos != kept[0].Pos {
+		t.Errorf("Lookup of the oldest retained = %v, %v; want %v", pos, err, kept[0].Pos)
+	}
+	// Reading after a discarded position starts at the oldest retained.
+	if got := readAll(t, s, us[2].Pos); !slices.Equal(ids(got), ids(kept)) {
+		t.Errorf("Read after a discarded position: %v; want %v", ids(got), ids(kept))
+	}
+}
+
+func testRetentionDuplicate(t *testing.T, s hub.Store) {
+	us := appendAll(t, s, upd("dup"), upd("a"), upd("dup"), upd("b"), upd("c"))
+	appendN(t, s, "x", 1) // discards the first "dup"
+	if pos, err := s.Lookup(context.Background(), "dup"); err != nil || pos != us[2].Pos {
+		t.Errorf("Lookup of an ID whose earliest holder was discarded = %v, %v; want the retained one, %v", pos, err, us[2].Pos)
+	}
+}
+
+func testRetentionFollow(t *testing.T, s hub.Store) {
+	us := appendN(t, s, "f", 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := follow(ctx, s, us[1].Pos) // us[2:5] are gone
+	got := f.next(t, 5)
+	if !slices.Equal(ids(got), ids(us[5:])) {
+		t.Errorf("Follow from a discarded position: %v; want the retained %v", ids(got), ids(us[5:]))
+	}
+	cancel()
+	f.stop(t)
+}
