@@ -430,7 +430,9 @@ func TestReadTimeout(t *testing.T) {
 		}
 	})
 	c := testClient(s)
-	c.ReadTimeout = 60 * time.Millisecond
+	// Heartbeats come every 10 ms; the timeout is 30 times that, so only
+	// the silent connection times out, even on a loaded machine.
+	c.ReadTimeout = 300 * time.Millisecond
 	var errs []error
 	c.OnRetry = func(err error, _ time.Duration) { errs = append(errs, err) }
 	evs, err := collect(t, c, get(t, s.URL))

@@ -332,9 +332,12 @@ func (h *Handler) stream(r *http.Request, sw *sse.Writer, sub *hub.Subscription,
 	var expiry <-chan time.Time
 	if grant != nil && !grant.Expires.IsZero() {
 		left := grant.Expires.Sub(h.cfg.Now())
-		// End a little early, spread over up to 5% of the remaining time
-		// (at most 30 s), so equal expiries do not reconnect together.
-		left -= rand.N(min(left/20, 30*time.Second) + 1)
+		if left > 0 {
+			// End a little early, spread over up to 5% of the remaining
+			// time (at most 30 s), so equal expiries do not reconnect
+			// together.
+			left -= rand.N(min(left/20, 30*time.Second) + 1)
+		}
 		t := time.NewTimer(max(left, 0))
 		defer t.Stop()
 		expiry = t.C

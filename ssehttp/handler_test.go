@@ -36,6 +36,13 @@ func (ts tokens) Authenticate(r *http.Request, _ auth.Role) (*auth.Grant, error)
 	if tok == "" {
 		return nil, nil
 	}
+	if d, ok := strings.CutPrefix(tok, "expires-in-"); ok {
+		left, err := time.ParseDuration(d)
+		if err != nil {
+			return nil, auth.InvalidToken("bad test token")
+		}
+		return &auth.Grant{Subscribe: []hub.Matcher{hub.MatchAll}, Expires: time.Now().Add(left), Source: src}, nil
+	}
 	g, ok := ts[tok]
 	if !ok {
 		return nil, auth.InvalidToken("signature is invalid")
@@ -48,7 +55,6 @@ func (ts tokens) Authenticate(r *http.Request, _ auth.Role) (*auth.Grant, error)
 var testTokens = tokens{
 	"all":      {Publish: []hub.Matcher{hub.MatchAll}, Subscribe: []hub.Matcher{hub.MatchAll}},
 	"only-a":   {Publish: []hub.Matcher{hub.Exact("a")}, Subscribe: []hub.Matcher{hub.Exact("a")}},
-	"expiring": {Subscribe: []hub.Matcher{hub.MatchAll}, Expires: time.Now().Add(50 * time.Millisecond)},
 }
 
 type fixture struct {
@@ -416,21 +422,40 @@ func TestCookiePublishNeedsAllowedOrigin(t *testing.T) {
 	}
 }
 
-func TestHeartbeatRetryAndExpiry(t *testing.T) {
+func TestHeartbeatAndRetry(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, func(c *Config) { c.Heartbeat = 5 * time.Millisecond; c.Retry = time.Second })
-	s := f.subscribe(t, "topic=a", http.Header{"Authorization": {"Bearer expiring"}})
-	var comments int
-	s.dec.OnComment = func(string) { comments++ }
-	// The stream ends by itself when the token expires: a clean EOF.
-	if _, err := s.dec.Decode(); err != io.EOF {
-		t.Fatalf("stream ended with %v; want a clean EOF at token expiry", err)
+	s := f.subscribe(t, "topic=a", nil)
+	comments := make(chan string, 1)
+	s.dec.OnComment = func(c string) {
+		select {
+		case comments <- c:
+		default:
+		}
 	}
+	go s.dec.Decode() // runs OnComment; ends when the body is closed
+	select {
+	case c := <-comments:
+		if c != "" {
+			t.Errorf("heartbeat comment %q; want empty", c)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no heartbeat within 10 s")
+	}
+	s.resp.Body.Close()
 	if r, ok := s.dec.Retry(); !ok || r < 750*time.Millisecond || r > 1250*time.Millisecond {
 		t.Errorf("retry %v %v; want 1s ± 25%%", r, ok)
 	}
-	if comments == 0 {
-		t.Error("no heartbeat comment before expiry")
+}
+
+func TestStreamEndsAtTokenExpiry(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	for _, tok := range []string{"expires-in-50ms", "expires-in--1s"} {
+		s := f.subscribe(t, "topic=a", http.Header{"Authorization": {"Bearer " + tok}})
+		if _, err := s.dec.Decode(); err != io.EOF {
+			t.Errorf("%s: stream ended with %v; want a clean EOF", tok, err)
+		}
 	}
 }
 
