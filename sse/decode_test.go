@@ -196,6 +196,11 @@ func TestDecoderMaxEventSize(t *testing.T) {
 			if _, err2 := d.Decode(); err2 != err {
 				t.Errorf("%s/%s: error is not sticky: %v then %v", tt.name, c.name, err, err2)
 			}
+			// Reset recovers: a new connection decodes again.
+			d.Reset(strings.NewReader("data:ok\n\n"))
+			if ev, err := d.Decode(); err != nil || ev.Data != "ok" {
+				t.Errorf("%s/%s: after Reset got %+v, %v; want data ok", tt.name, c.name, ev, err)
+			}
 		}
 	}
 }
