@@ -109,7 +109,7 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s.ln = ln
 	tlsOn := cfg.TLSCert != "" && cfg.TLSKey != ""
-	s.url = publicURL(cfg.PublicURL, ln.Addr(), tlsOn)
+	s.url = publicURL(cfg.PublicURL, cfg.Addr, ln.Addr(), tlsOn)
 
 	fail := func(err error) (*Server, error) {
 		ln.Close()
@@ -189,8 +189,10 @@ func Start(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// publicURL returns configured, or a URL for the listener's address.
-func publicURL(configured string, addr net.Addr, tlsOn bool) string {
+// publicURL returns configured, or a URL naming the host the listener was
+// asked for (so "localhost:8080" stays "localhost") with its actual port;
+// an unspecified host ("", 0.0.0.0, ::) becomes localhost.
+func publicURL(configured, listen string, addr net.Addr, tlsOn bool) string {
 	if configured != "" {
 		return strings.TrimSuffix(configured, "/")
 	}
@@ -198,11 +200,15 @@ func publicURL(configured string, addr net.Addr, tlsOn bool) string {
 	if tlsOn {
 		scheme = "https"
 	}
-	host := addr.String()
-	if ta, ok := addr.(*net.TCPAddr); ok && (ta.IP.IsUnspecified() || ta.IP.IsLoopback()) {
-		host = net.JoinHostPort("localhost", fmt.Sprint(ta.Port))
+	host, _, _ := net.SplitHostPort(listen)
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
 	}
-	return scheme + "://" + host
+	port := ""
+	if ta, ok := addr.(*net.TCPAddr); ok {
+		port = fmt.Sprint(ta.Port)
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {

@@ -200,7 +200,7 @@ func TestManyStreamsOverOneHTTP2Connection(t *testing.T) {
 			})
 			defer tr.CloseIdleConnections()
 			c := &http.Client{Transport: tr}
-			hubURL := strings.Replace(s.HubURL(), "localhost", "127.0.0.1", 1)
+			hubURL := s.HubURL()
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			const streams = 50
