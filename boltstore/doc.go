@@ -1,0 +1,42 @@
+// Package boltstore is ssehub's embedded durable history: a hub.Store kept
+// in one bbolt file in a data directory. It is the default store of
+// "ssehub serve", and the only package that imports go.etcd.io/bbolt.
+//
+// # Guarantees
+//
+// Append returns only after the update is on disk (the bbolt transaction
+// that holds it has been committed and fsynced). Concurrent appends share
+// one transaction and one fsync (group commit): a single writer goroutine
+// takes every pending append, writes them in one transaction, commits, and
+// only then assigns their positions, wakes followers and releases the
+// callers. Sequence numbers are therefore assigned in commit order, are
+// strictly increasing and contiguous, and nothing is delivered live that
+// could be lost. A failed commit (a full disk, say) fails every append of
+// its batch, advances nothing and notifies nobody; later appends succeed
+// once the cause is gone.
+//
+// The epoch is generated when the directory is first used and kept in the
+// file, so positions and event IDs handed out before a restart stay valid
+// after it: clients resume across hub restarts.
+//
+// # Layout
+//
+// The file data.db holds three buckets. "log" maps an 8-byte big-endian
+// sequence number to the update's compact binary record (see encode).
+// "ids" maps the first 8 bytes of SHA-256(ID) followed by the sequence
+// number to nothing: Lookup seeks to the hash prefix and checks candidates
+// in sequence order, so finding an ID costs one index seek and one record
+// read whatever the size of the history, and a forged or ancient ID costs
+// the same as a known one. "meta" holds the epoch, the next sequence number
+// and the retained byte count, updated in the same transaction as the log.
+//
+// # Retention
+//
+// The writer enforces Config's count, byte and age limits in the same
+// transactions that append, deleting the oldest updates and their index
+// entries, a bounded number per transaction so that a lowered limit is
+// caught up with gradually. While no updates arrive it checks the age limit
+// every RetentionInterval. Limits are global; per-topic limits are not
+// implemented yet. Freed pages are reused by later appends; the file does
+// not shrink.
+package boltstore
