@@ -293,3 +293,51 @@ func TestCloseEndsSubscriptions(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 }
+
+func TestCatchUpPages(t *testing.T) {
+	t.Parallel()
+	h := newHub(t, Config{})
+	ctx := context.Background()
+	for i := range 10 {
+		topic := "t"
+		if i%3 == 2 {
+			topic = "other"
+		}
+		publish(t, h, &Update{ID: fmt.Sprint(i), Topics: []string{topic}, Private: i == 4})
+	}
+	req := CatchUpRequest{Topics: []Matcher{Exact("t")}, Limit: 3}
+	var got []string
+	for pages := 0; ; pages++ {
+		if pages > 10 {
+			t.Fatal("paging does not end")
+		}
+		page, err := h.CatchUp(ctx, req)
+		if err != nil || page.Gap != GapNone {
+			t.Fatalf("page: %v gap %q", err, page.Gap)
+		}
+		for _, u := range page.Updates {
+			got = append(got, u.ID)
+		}
+		if !page.More {
+			break
+		}
+		req.Cursor = page.Next
+	}
+	if s := strings.Join(got, ","); s != "0,1,3,6,7,9" {
+		t.Errorf("paged %q; want 0,1,3,6,7,9 (no private 4, no other topic)", s)
+	}
+	for _, tc := range []struct {
+		after, want string
+		gap         GapReason
+	}{
+		{"6", "7,9", GapNone},
+		{"4", "0,1,3", GapUnknownID}, // private: unknown to this subscriber
+		{"nope", "0,1,3", GapUnknownID},
+		{"earliest", "0,1,3", GapNone},
+	} {
+		page, err := h.CatchUp(ctx, CatchUpRequest{Topics: []Matcher{Exact("t")}, After: tc.after, Limit: 3})
+		if err != nil || ids(page.Updates) != tc.want || page.Gap != tc.gap {
+			t.Errorf("after %q: %q gap %q err %v; want %q gap %q", tc.after, ids(page.Updates), page.Gap, err, tc.want, tc.gap)
+		}
+	}
+}

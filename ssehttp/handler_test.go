@@ -3,6 +3,7 @@ package ssehttp
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -483,5 +484,63 @@ func TestDrainEndsStreamsAtEventBoundary(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("subscribe while draining: %d; want 503", resp.StatusCode)
+	}
+}
+
+func TestHistory(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	mux := http.NewServeMux()
+	mux.Handle(HistoryPath, f.handler.History())
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	for i := range 5 {
+		fm := form("topic", "a", "id", fmt.Sprint(i), "data", fmt.Sprint("d", i))
+		if i == 2 {
+			fm.Set("private", "on")
+		}
+		f.publish(t, "all", fm, nil)
+	}
+	get := func(query, token string) (int, historyPage) {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+HistoryPath+"?"+query, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var p historyPage
+		if resp.StatusCode == 200 {
+			if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return resp.StatusCode, p
+	}
+	status, p := get("topic=a&after=earliest&limit=2", "all")
+	if status != 200 || len(p.Events) != 2 || p.Events[0].ID != "0" || !p.More || p.NextCursor == "" {
+		t.Fatalf("first page: %d %+v", status, p)
+	}
+	status, p = get("topic=a&limit=10&cursor="+p.NextCursor, "all")
+	if status != 200 || len(p.Events) != 3 || p.Events[0].ID != "2" || p.More {
+		t.Fatalf("second page: %d %+v", status, p)
+	}
+	_, p = get("topic=a&after=earliest", "")
+	var seen []string
+	for _, e := range p.Events {
+		seen = append(seen, e.ID)
+	}
+	if got := strings.Join(seen, ","); got != "0,1,3,4" {
+		t.Errorf("anonymous history %q; want 0,1,3,4 (private 2 hidden)", got)
+	}
+	if _, p = get("topic=a&after=nope", "all"); p.Gap != hub.GapUnknownID {
+		t.Errorf("unknown id: gap %q", p.Gap)
+	}
+	for _, q := range []string{"after=1", "topic=a&limit=0", "topic=a&limit=1001", "topic=a&cursor=%%%", "topic=a&cursor=bm9wZQ"} {
+		if status, _ := get(q, "all"); status != 400 {
+			t.Errorf("%s: %d; want 400", q, status)
+		}
 	}
 }

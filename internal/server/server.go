@@ -150,6 +150,7 @@ func Start(cfg Config) (*Server, error) {
 
 	mux := http.NewServeMux()
 	mux.Handle(ssehttp.DefaultPath, s.handler)
+	mux.Handle(ssehttp.HistoryPath, s.handler.History())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
