@@ -30,6 +30,13 @@ type Config struct {
 	ReplayLimit int
 	// Now returns the current time. Nil means time.Now.
 	Now func() time.Time
+	// IdempotencyWindow is how long an update's IdempotencyKey is
+	// remembered. Zero means 10 minutes.
+	IdempotencyWindow time.Duration
+	// IdempotencyKeys caps how many keys are remembered; the oldest are
+	// forgotten first. Zero means 1,000,000. At start the hub relearns the
+	// keys of at most this many of the newest retained updates.
+	IdempotencyKeys int
 	// Logger receives slow-consumer and store errors. Nil discards them.
 	Logger *slog.Logger
 }
@@ -74,6 +81,7 @@ type Hub struct {
 	store    Store
 	ownStore bool
 	stats    counters
+	idem     *idempotency
 	log      *slog.Logger
 
 	cancel context.CancelFunc
@@ -106,6 +114,12 @@ func New(cfg Config) (*Hub, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.IdempotencyWindow <= 0 {
+		cfg.IdempotencyWindow = 10 * time.Minute
+	}
+	if cfg.IdempotencyKeys <= 0 {
+		cfg.IdempotencyKeys = 1_000_000
+	}
 	h := &Hub{
 		cfg:      cfg,
 		store:    cfg.Store,
@@ -126,6 +140,10 @@ func New(cfg Config) (*Hub, error) {
 	}
 	h.lastSeq.Store(newest.Seq)
 	h.epoch = newest.Epoch
+	h.idem = newIdempotency(cfg.IdempotencyWindow, cfg.IdempotencyKeys, cfg.Now)
+	if err := h.relearnKeys(newest); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	go h.run(ctx, newest)
@@ -143,9 +161,32 @@ func (h *Hub) run(ctx context.Context, from Position) {
 	}
 }
 
+// relearnKeys reads the idempotency keys of recent history.
+func (h *Hub) relearnKeys(newest Position) error {
+	from := Position{Epoch: newest.Epoch}
+	if n := uint64(h.cfg.IdempotencyKeys); newest.Seq > n {
+		from.Seq = newest.Seq - n
+	}
+	cutoff := h.cfg.Now().Add(-h.cfg.IdempotencyWindow)
+	err := h.store.Read(context.Background(), from, func(u *Update) bool {
+		if u.Pos.Seq > newest.Seq {
+			return false
+		}
+		if u.IdempotencyKey != "" && u.Time.After(cutoff) {
+			h.idem.learn(u.IdempotencyKey, u.ID, u.Time)
+		}
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("hub: reading recent idempotency keys: %w", err)
+	}
+	return nil
+}
+
 // dispatch offers u to every subscription that matches it.
 func (h *Hub) dispatch(u *Update) {
 	u.Frame() // encode once, outside any subscriber's lock
+	h.idem.learn(u.IdempotencyKey, u.ID, u.Time)
 	n := 0
 	h.mu.RLock()
 	h.lastSeq.Store(u.Pos.Seq)
@@ -170,10 +211,21 @@ func (h *Hub) dispatch(u *Update) {
 // time, and appends it to the store. It returns the ID once the store has
 // accepted u; delivery to subscribers follows asynchronously. Validation
 // errors wrap ErrInvalidUpdate. Publish takes ownership of u.
+//
+// When u.IdempotencyKey was already published within the idempotency
+// window, or is being published concurrently, Publish stores nothing and
+// returns the ID of that first publish.
 func (h *Hub) Publish(ctx context.Context, u *Update) (string, error) {
 	if err := ValidateUpdate(u); err != nil {
 		return "", err
 	}
+	if u.IdempotencyKey != "" {
+		return h.idem.do(ctx, u.IdempotencyKey, func() (string, error) { return h.publish(ctx, u) })
+	}
+	return h.publish(ctx, u)
+}
+
+func (h *Hub) publish(ctx context.Context, u *Update) (string, error) {
 	if u.ID == "" {
 		u.ID = NewID()
 	}
@@ -188,6 +240,7 @@ func (h *Hub) Publish(ctx context.Context, u *Update) (string, error) {
 		return "", err
 	}
 	h.stats.published.Add(1)
+	h.idem.learn(u.IdempotencyKey, u.ID, u.Time)
 	return u.ID, nil
 }
 

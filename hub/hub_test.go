@@ -341,3 +341,53 @@ func TestCatchUpPages(t *testing.T) {
 		}
 	}
 }
+
+func TestIdempotentPublish(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_000_000, 0)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	store := NewMemoryStore(MemoryConfig{})
+	defer store.Close()
+	h := newHub(t, Config{Store: store, Now: clock, IdempotencyWindow: time.Minute})
+	ctx := context.Background()
+
+	// Concurrent retries of one key store one update.
+	var wg sync.WaitGroup
+	got := make([]string, 8)
+	for i := range got {
+		wg.Go(func() {
+			id, err := h.Publish(ctx, &Update{Topics: []string{"t"}, IdempotencyKey: "k1"})
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = id
+		})
+	}
+	wg.Wait()
+	for _, id := range got[1:] {
+		if id != got[0] {
+			t.Fatalf("retries returned %v; want one ID", got)
+		}
+	}
+	if _, newest, _ := store.Bounds(ctx); newest.Seq != 1 {
+		t.Fatalf("stored %d updates; want 1", newest.Seq)
+	}
+	// Other keys and no key are independent.
+	other := publish(t, h, &Update{Topics: []string{"t"}, IdempotencyKey: "k2"})
+	if other == got[0] {
+		t.Error("a different key returned the same ID")
+	}
+	// A restarted hub on the same store relearns recent keys.
+	h2 := newHub(t, Config{Store: store, Now: clock, IdempotencyWindow: time.Minute})
+	if id := publish(t, h2, &Update{Topics: []string{"t"}, IdempotencyKey: "k1"}); id != got[0] {
+		t.Errorf("after restart, retry returned %q; want %q", id, got[0])
+	}
+	// After the window, the key is forgotten.
+	mu.Lock()
+	now = now.Add(2 * time.Minute)
+	mu.Unlock()
+	if id := publish(t, h2, &Update{Topics: []string{"t"}, IdempotencyKey: "k1"}); id == got[0] {
+		t.Error("key remembered past the window")
+	}
+}

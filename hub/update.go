@@ -31,6 +31,10 @@ type Update struct {
 	Time time.Time
 	// Pos is the update's place in the log, assigned by Store.Append.
 	Pos Position
+	// IdempotencyKey, when set, identifies the publish request: a retry
+	// with the same key within the hub's IdempotencyWindow returns the
+	// first publish's ID and stores nothing. Stores persist it.
+	IdempotencyKey string
 
 	frameOnce sync.Once
 	frame     []byte

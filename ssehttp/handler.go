@@ -416,6 +416,13 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, status, reason)
 		return
 	}
+	if key, ok := r.Header["Idempotency-Key"]; ok {
+		if len(key) != 1 || !validIdempotencyKey(key[0]) {
+			h.fail(w, r, http.StatusBadRequest, "Idempotency-Key must be one value of 1 to 255 printable ASCII characters")
+			return
+		}
+		u.IdempotencyKey = key[0]
+	}
 	if !grant.CanPublish(u.Topics) {
 		h.forbidden(w, r, "token does not grant publishing to every topic of the update")
 		return
@@ -511,6 +518,19 @@ func (h *Handler) parseUpdate(form url.Values) (*hub.Update, int, string) {
 		u.Retry = time.Duration(ms) * time.Millisecond
 	}
 	return u, 0, ""
+}
+
+// validIdempotencyKey accepts 1 to 255 printable ASCII characters.
+func validIdempotencyKey(k string) bool {
+	if k == "" || len(k) > 255 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // checkText applies the Mercure rules for id and type: no control

@@ -544,3 +544,32 @@ func TestHistory(t *testing.T) {
 		}
 	}
 }
+
+func TestIdempotencyKeyHeader(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	s := f.subscribe(t, "topic=a", nil)
+	key := http.Header{"Idempotency-Key": {"order-42"}}
+	_, first, _ := f.publish(t, "all", form("topic", "a", "data", "once"), key)
+	_, again, _ := f.publish(t, "all", form("topic", "a", "data", "once"), key)
+	if again != first {
+		t.Errorf("retry returned %q; want %q", again, first)
+	}
+	f.publish(t, "all", form("topic", "a", "data", "next"), nil)
+	if ev := s.next(t); ev.ID != first || ev.Data != "once" {
+		t.Errorf("got %+v", ev)
+	}
+	if ev := s.next(t); ev.Data != "next" {
+		t.Errorf("the retried publish was delivered twice: got %+v", ev)
+	}
+	for _, bad := range []http.Header{
+		{"Idempotency-Key": {""}},
+		{"Idempotency-Key": {strings.Repeat("k", 256)}},
+		{"Idempotency-Key": {"caf\xc3\xa9"}},
+		{"Idempotency-Key": {"a", "b"}},
+	} {
+		if status, _, _ := f.publish(t, "all", form("topic", "a"), bad); status != 400 {
+			t.Errorf("key %q: %d; want 400", bad["Idempotency-Key"], status)
+		}
+	}
+}
