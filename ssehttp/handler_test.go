@@ -54,8 +54,8 @@ func (ts tokens) Authenticate(r *http.Request, _ auth.Role) (*auth.Grant, error)
 }
 
 var testTokens = tokens{
-	"all":      {Publish: []hub.Matcher{hub.MatchAll}, Subscribe: []hub.Matcher{hub.MatchAll}},
-	"only-a":   {Publish: []hub.Matcher{hub.Exact("a")}, Subscribe: []hub.Matcher{hub.Exact("a")}},
+	"all":    {Publish: []hub.Matcher{hub.MatchAll}, Subscribe: []hub.Matcher{hub.MatchAll}},
+	"only-a": {Publish: []hub.Matcher{hub.Exact("a")}, Subscribe: []hub.Matcher{hub.Exact("a")}},
 }
 
 type fixture struct {
