@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/ssehub/ssehub/auth/jwtauth"
+	"github.com/ssehub/ssehub/boltstore"
 	"github.com/ssehub/ssehub/hub"
 	"github.com/ssehub/ssehub/internal/webui"
 	"github.com/ssehub/ssehub/selector"
@@ -55,11 +56,62 @@ type Config struct {
 	H2C bool
 	// ShutdownGrace bounds a graceful shutdown. Zero means 10 s.
 	ShutdownGrace time.Duration
-	// Store, when set, is the store to use instead of an in-memory one.
-	// The server closes it on shutdown.
+	// Engine selects the store: "bolt" (the default: the embedded durable
+	// store in DataDir) or "memory" (history lost on exit).
+	Engine string
+	// DataDir is the embedded store's directory. Empty means
+	// DefaultDataDir.
+	DataDir string
+	// Retention bounds the history the store keeps. Zero fields mean the
+	// store's defaults.
+	Retention Retention
+	// IdempotencyWindow is how long Idempotency-Key values are remembered.
+	// Zero means the hub's default (10 minutes).
+	IdempotencyWindow time.Duration
+	// Store, when set, is used instead of the one Engine names. The server
+	// closes it on shutdown.
 	Store hub.Store
 	// Logger receives the server's logs. Nil discards them.
 	Logger *slog.Logger
+}
+
+// DefaultDataDir is where the embedded store lives when Config.DataDir is
+// empty: a directory in the working directory.
+const DefaultDataDir = "ssehub-data"
+
+// Retention bounds history. A zero field means the store's default; a
+// negative one means no limit.
+type Retention struct {
+	// MaxUpdates is the number of updates kept.
+	MaxUpdates int
+	// MaxBytes is the size of the updates kept.
+	MaxBytes int64
+	// MaxAge is how long an update is kept.
+	MaxAge time.Duration
+}
+
+// openStore opens the store cfg names.
+func openStore(cfg Config) (hub.Store, error) {
+	switch cfg.Engine {
+	case "", "bolt":
+		dir := cfg.DataDir
+		if dir == "" {
+			dir = DefaultDataDir
+		}
+		return boltstore.Open(dir, boltstore.Config{
+			MaxUpdates: cfg.Retention.MaxUpdates,
+			MaxBytes:   cfg.Retention.MaxBytes,
+			MaxAge:     cfg.Retention.MaxAge,
+		})
+	case "memory":
+		r := cfg.Retention
+		if r.MaxAge != 0 {
+			return nil, errors.New("the memory store retains by count and bytes only; drop the age limit")
+		}
+		return hub.NewMemoryStore(hub.MemoryConfig{MaxUpdates: r.MaxUpdates, MaxBytes: int(r.MaxBytes)}), nil
+	default:
+		return nil, fmt.Errorf("unknown store engine %q (want bolt or memory)", cfg.Engine)
+	}
 }
 
 // Server is a running hub.
@@ -103,8 +155,17 @@ func Start(cfg Config) (*Server, error) {
 		subKey = s.pubKey
 	}
 
+	if cfg.Store == nil {
+		st, err := openStore(cfg)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Store = st
+		s.cfg.Store = st
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
+		cfg.Store.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	s.ln = ln
@@ -130,7 +191,7 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return fail(fmt.Errorf("configuring authentication: %w", err))
 	}
-	s.hub, err = hub.New(hub.Config{Store: cfg.Store, Logger: s.log})
+	s.hub, err = hub.New(hub.Config{Store: cfg.Store, Logger: s.log, IdempotencyWindow: cfg.IdempotencyWindow})
 	if err != nil {
 		return fail(err)
 	}

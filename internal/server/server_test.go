@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -40,6 +41,9 @@ func start(t *testing.T, cfg Config) *Server {
 	}
 	if cfg.PublisherKey == "" {
 		cfg.PublisherKey = testKey
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
 	}
 	s, err := Start(cfg)
 	if err != nil {
@@ -238,7 +242,7 @@ func TestManyStreamsOverOneHTTP2Connection(t *testing.T) {
 
 func TestGracefulShutdownEndsStreamsCleanly(t *testing.T) {
 	t.Parallel()
-	s, err := Start(Config{Addr: "127.0.0.1:0", PublisherKey: testKey, Anonymous: true})
+	s, err := Start(Config{Addr: "127.0.0.1:0", PublisherKey: testKey, Anonymous: true, DataDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,6 +284,49 @@ func TestHealthAndRoot(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
 			t.Errorf("GET %s: %d %.60q; want 200 containing %q", path, resp.StatusCode, b, want)
+		}
+	}
+}
+
+func TestHistorySurvivesRestartAndDataDirIsExclusive(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := Config{Addr: "127.0.0.1:0", PublisherKey: testKey, Anonymous: true, DataDir: dir}
+	s1, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Start(cfg); err == nil || !strings.Contains(err.Error(), "in use by another ssehub process") {
+		t.Errorf("second hub on %s: %v; want a clear 'in use' error", dir, err)
+	}
+	tok := mint(t, testKey, jwtauth.Claims{Publish: []string{"*"}})
+	var ids []string
+	for i := range 3 {
+		_, id := publish(t, http.DefaultClient, s1.HubURL(), tok, url.Values{"topic": {"t"}, "data": {fmt.Sprint(i)}})
+		ids = append(ids, id)
+	}
+	if err := s1.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-s1.Done()
+
+	s2 := start(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s2.HubURL()+"?topic=t", nil)
+	req.Header.Set("Last-Event-ID", ids[0])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if got := resp.Header.Get("Mercure-Last-Event-ID"); got != ids[0] {
+		t.Errorf("Mercure-Last-Event-ID %q; want %q", got, ids[0])
+	}
+	dec := sse.NewDecoder(resp.Body)
+	for _, want := range ids[1:] {
+		if ev, err := dec.Decode(); err != nil || ev.ID != want {
+			t.Fatalf("after restart got %+v %v; want %s", ev, err, want)
 		}
 	}
 }
