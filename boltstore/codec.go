@@ -12,10 +12,11 @@ import (
 // varint where marked); strings are a uvarint length and the bytes.
 //
 //	version  byte = 1
-//	flags    byte: 1 = private, 2 = has time
+//	flags    byte: 1 = private, 2 = has time, 4 = has idempotency key
 //	time     varint Unix nanoseconds (present if flags&2)
 //	retry    varint nanoseconds
 //	id       string
+//	key      string (present if flags&4)
 //	type     string
 //	topics   uvarint count, then count strings
 //	data     the rest of the record
@@ -26,6 +27,7 @@ const (
 	recordVersion = 1
 	flagPrivate   = 1
 	flagTime      = 2
+	flagKey       = 4
 )
 
 // errCorrupt reports a record that does not decode.
@@ -40,12 +42,18 @@ func encode(dst []byte, u *hub.Update) []byte {
 	if !u.Time.IsZero() {
 		flags |= flagTime
 	}
+	if u.IdempotencyKey != "" {
+		flags |= flagKey
+	}
 	dst = append(dst, recordVersion, flags)
 	if flags&flagTime != 0 {
 		dst = binary.AppendVarint(dst, u.Time.UnixNano())
 	}
 	dst = binary.AppendVarint(dst, int64(u.Retry))
 	dst = appendString(dst, u.ID)
+	if flags&flagKey != 0 {
+		dst = appendString(dst, u.IdempotencyKey)
+	}
 	dst = appendString(dst, u.Type)
 	dst = binary.AppendUvarint(dst, uint64(len(u.Topics)))
 	for _, t := range u.Topics {
@@ -61,7 +69,7 @@ func appendString(dst []byte, s string) []byte {
 
 // encodedSize returns len(encode(nil, u)) for capacity planning.
 func encodedSize(u *hub.Update) int {
-	n := 2 + binary.MaxVarintLen64*2 + len(u.ID) + len(u.Type) + len(u.Data) + 3*binary.MaxVarintLen32
+	n := 2 + binary.MaxVarintLen64*2 + len(u.ID) + len(u.IdempotencyKey) + len(u.Type) + len(u.Data) + 4*binary.MaxVarintLen32
 	for _, t := range u.Topics {
 		n += binary.MaxVarintLen32 + len(t)
 	}
@@ -146,6 +154,11 @@ func decode(rec []byte, pos hub.Position) (*hub.Update, error) {
 	var ok bool
 	if u.ID, ok = str(); !ok {
 		return nil, errCorrupt
+	}
+	if flags&flagKey != 0 {
+		if u.IdempotencyKey, ok = str(); !ok {
+			return nil, errCorrupt
+		}
 	}
 	if u.Type, ok = str(); !ok {
 		return nil, errCorrupt

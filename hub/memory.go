@@ -28,8 +28,8 @@ type MemoryStore struct {
 	log     []*Update // retained updates, oldest first; log[i].Pos.Seq == first+i
 	first   uint64    // seq of log[0]; 1 when empty and nothing was ever appended
 	bytes   int
-	ids     map[string]uint64 // id -> seq of the earliest retained update with it
-	changed chan struct{}     // closed and replaced on every append
+	ids     map[string]idRef // id -> the earliest retained update with it
+	changed chan struct{}    // closed and replaced on every append
 	closed  bool
 }
 
@@ -47,9 +47,16 @@ func NewMemoryStore(cfg MemoryConfig) *MemoryStore {
 		cfg:     cfg,
 		epoch:   newEpoch(),
 		first:   1,
-		ids:     make(map[string]uint64),
+		ids:     make(map[string]idRef),
 		changed: make(chan struct{}),
 	}
+}
+
+// idRef locates the earliest retained update with an ID and counts the
+// retained updates that share it.
+type idRef struct {
+	seq uint64
+	n   int
 }
 
 func newEpoch() string {
@@ -71,9 +78,12 @@ func (s *MemoryStore) Append(ctx context.Context, u *Update) error {
 	u.Pos = Position{Seq: s.first + uint64(len(s.log)), Epoch: s.epoch}
 	s.log = append(s.log, u)
 	s.bytes += u.size()
-	if _, ok := s.ids[u.ID]; !ok {
-		s.ids[u.ID] = u.Pos.Seq
+	ref, ok := s.ids[u.ID]
+	if !ok {
+		ref.seq = u.Pos.Seq
 	}
+	ref.n++
+	s.ids[u.ID] = ref
 	for len(s.log) > 1 && (len(s.log) > s.cfg.MaxUpdates || s.bytes > s.cfg.MaxBytes) {
 		s.evictOldest()
 	}
@@ -89,10 +99,19 @@ func (s *MemoryStore) evictOldest() {
 	s.log = s.log[1:]
 	s.first++
 	s.bytes -= old.size()
-	if s.ids[old.ID] == old.Pos.Seq {
-		// A later update may reuse the ID; it is no longer findable, which
-		// resolves as an unknown ID: a gap the client is told about.
+	ref := s.ids[old.ID]
+	if ref.n--; ref.n == 0 {
 		delete(s.ids, old.ID)
+	} else {
+		// A later update reuses the ID: it becomes the earliest. Only
+		// reused IDs pay for this scan.
+		for _, u := range s.log {
+			if u.ID == old.ID {
+				ref.seq = u.Pos.Seq
+				break
+			}
+		}
+		s.ids[old.ID] = ref
 	}
 	if cap(s.log) > 2*s.cfg.MaxUpdates && len(s.log) < cap(s.log)/4 {
 		s.log = append([]*Update(nil), s.log...)
@@ -106,11 +125,11 @@ func (s *MemoryStore) Lookup(ctx context.Context, id string) (Position, error) {
 	if s.closed {
 		return Position{}, ErrClosed
 	}
-	seq, ok := s.ids[id]
+	ref, ok := s.ids[id]
 	if !ok {
 		return Position{}, ErrNotFound
 	}
-	return Position{Seq: seq, Epoch: s.epoch}, nil
+	return Position{Seq: ref.seq, Epoch: s.epoch}, nil
 }
 
 // Read calls fn with the retained updates after after, oldest first. It
@@ -159,6 +178,10 @@ func (s *MemoryStore) Follow(ctx context.Context, after Position, fn func(*Updat
 		if s.closed {
 			s.mu.RUnlock()
 			return ErrClosed
+		}
+		if after.Epoch != "" && after.Epoch != s.epoch {
+			s.mu.RUnlock()
+			return ErrEpochChanged
 		}
 		changed := s.changed
 		next := after.Seq + 1

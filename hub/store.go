@@ -27,9 +27,13 @@ func (p Position) String() string { return p.Epoch + ":" + strconv.FormatUint(p.
 // Implementations must be safe for concurrent use. After Close, every
 // method returns ErrClosed.
 type Store interface {
-	// Append adds u to the end of the log and sets u.Pos. It returns only
-	// once u is as durable as the store promises (on disk for the embedded
-	// store) and will be passed to every Follow callback.
+	// Append adds u to the end of the log and sets u.Pos (and u.Time, if it
+	// is zero). It returns only once u is as durable as the store promises
+	// (on disk for the embedded store) and will be passed to every Follow
+	// callback. When it returns an error, u is not acknowledged and no
+	// follower receives it (a store may still find it after a crash in the
+	// middle of a failing fsync, as a database may). Stores must persist
+	// every field of u, IdempotencyKey included.
 	Append(ctx context.Context, u *Update) error
 
 	// Lookup returns the position of the earliest retained update whose ID
@@ -46,7 +50,8 @@ type Store interface {
 	// Follow calls fn, from a single goroutine, with every update appended
 	// after after (by any node sharing the store), in log order, as soon as
 	// it is durable. It blocks until ctx is done or the store fails, and
-	// returns the cause. A zero after follows from the start of the log.
+	// returns the cause: ErrEpochChanged if after belongs to another epoch.
+	// A zero after follows from the start of the log.
 	Follow(ctx context.Context, after Position, fn func(*Update)) error
 
 	// Bounds returns the positions of the oldest and newest retained

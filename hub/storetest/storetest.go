@@ -272,7 +272,7 @@ func roundTripCases() []*hub.Update {
 	ts := time.Now().Add(-time.Minute).Truncate(time.Second).Add(891234567).In(time.FixedZone("X", 3600))
 	return []*hub.Update{
 		{ID: "plain", Topics: []string{"https://example.com/books/1"}, Data: "hello", Time: ts},
-		{ID: "alternates", Topics: []string{"https://example.com/books/1", "https://example.com/users/dunglas/books/1", "/books/{id}"}, Type: "book.updated", Data: "{\"title\":\"x\"}", Retry: 2500 * time.Millisecond, Private: true, Time: ts.Add(time.Hour)},
+		{ID: "alternates", Topics: []string{"https://example.com/books/1", "https://example.com/users/dunglas/books/1", "/books/{id}"}, Type: "book.updated", Data: "{\"title\":\"x\"}", Retry: 2500 * time.Millisecond, Private: true, Time: ts.Add(time.Hour), IdempotencyKey: "order-42/retry"},
 		{ID: "lines", Topics: []string{"t"}, Data: "a\nb\r\nc\rd\n\n", Time: ts},
 		{ID: "nul", Topics: []string{"t"}, Data: "before\x00after\x00", Time: ts},
 		{ID: "utf8-日本語-é", Topics: []string{"ラベル/🙂"}, Type: "ünïcode", Data: "Grüße, 世界 🙂 \u2028", Time: ts},
@@ -303,6 +303,9 @@ func sameUpdate(t *testing.T, how string, got, want *hub.Update) {
 	}
 	if got.Private != want.Private {
 		diffs = append(diffs, fmt.Sprintf("Private %v, want %v", got.Private, want.Private))
+	}
+	if got.IdempotencyKey != want.IdempotencyKey {
+		diffs = append(diffs, fmt.Sprintf("IdempotencyKey %q, want %q", got.IdempotencyKey, want.IdempotencyKey))
 	}
 	if d := got.Time.Sub(want.Time); d <= -time.Millisecond || d >= time.Millisecond {
 		diffs = append(diffs, fmt.Sprintf("Time %v, want %v (to 1ms)", got.Time, want.Time))

@@ -17,8 +17,5 @@ func TestMemoryStore(t *testing.T) {
 	storetest.Run(t, func(*testing.T) hub.Store { return hub.NewMemoryStore(hub.MemoryConfig{}) })
 	storetest.RunRetention(t, storetest.Retention{
 		New: func(_ *testing.T, n int) hub.Store { return hub.NewMemoryStore(hub.MemoryConfig{MaxUpdates: n}) },
-		Skip: map[string]string{
-			"LookupAfterEarliestEvicted": "known bug: MemoryStore.evictOldest forgets an ID when its earliest holder is discarded, although a later update with that ID is retained",
-		},
 	})
 }
