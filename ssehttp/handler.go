@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -451,6 +452,8 @@ func storeReason(err error) string {
 		return "hub is shutting down"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return "request ended before the update was stored"
+	case errors.Is(err, syscall.ENOSPC):
+		return "the store is out of disk space"
 	default:
 		return "the store failed"
 	}
