@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"text/tabwriter"
 )
 
 // Version is the ssehub version, set at build time with
@@ -54,11 +55,14 @@ func Main(ctx context.Context, args []string, stdio IO) int {
 	if stdio.Getenv == nil {
 		stdio.Getenv = os.LookupEnv
 	}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
+		// A mistake, like any other usage error: the usage goes to
+		// stderr, so stdout stays empty.
+		printUsage(stdio.Stderr)
+		return 2
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		printUsage(stdio.Stdout)
-		if len(args) == 0 {
-			return 2
-		}
 		return 0
 	}
 	for _, c := range commands {
@@ -101,16 +105,37 @@ func flagSet(name, usage string, stdio IO) *flag.FlagSet {
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
 		w := stdio.Stdout
-		fmt.Fprintf(w, "Usage: ssehub %s\n\nFlags (each also read from the environment variable shown):\n", usage)
+		fmt.Fprintf(w, "Usage: ssehub %s\n", usage)
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n == 0 {
+			return
+		}
+		fmt.Fprintf(w, "\nFlags (each also read from the environment variable shown):\n")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fs.VisitAll(func(f *flag.Flag) {
-			def := ""
-			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "[]" {
-				def = fmt.Sprintf(" (default %s)", f.DefValue)
+			kind, text := flag.UnquoteUsage(f)
+			if kind != "" {
+				kind = " " + kind
 			}
-			fmt.Fprintf(w, "  --%s\t%s%s [%s]\n", f.Name, f.Usage, def, envName(f.Name))
+			if def := defaultText(f); def != "" {
+				text += " (default " + def + ")"
+			}
+			fmt.Fprintf(tw, "  --%s%s\t%s [%s]\n", f.Name, kind, text, envName(f.Name))
 		})
+		tw.Flush()
 	}
 	return fs
+}
+
+// defaultText is the default of f as the usage shows it, or "" when the
+// zero value is the default.
+func defaultText(f *flag.Flag) string {
+	switch f.DefValue {
+	case "", "false", "0", "0s":
+		return ""
+	}
+	return f.DefValue
 }
 
 // envName is the environment variable of a flag: --publisher-key is
@@ -120,35 +145,115 @@ func envName(flagName string) string {
 }
 
 // parse applies SSEHUB_* variables, then the command line, so flags win.
-// Repeatable flags take a comma-separated list from the environment.
+// An empty variable counts as unset. Repeatable flags take a
+// comma-separated list from the environment (spaces around items and empty
+// items are ignored). It
+// prints the usage for --help and returns flag.ErrHelp; every other
+// mistake is a one-line usage error naming the flag or variable.
 func parse(fs *flag.FlagSet, args []string, stdio IO) error {
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
-		v, ok := stdio.Getenv(envName(f.Name))
-		if !ok || envErr != nil {
-			return
+		v, _ := stdio.Getenv(envName(f.Name))
+		if v == "" || envErr != nil {
+			return // empty is unset
 		}
 		vals := []string{v}
 		if _, repeat := f.Value.(*listFlag); repeat {
 			vals = strings.Split(v, ",")
 		}
 		for _, v := range vals {
+			if len(vals) > 1 {
+				if v = strings.TrimSpace(v); v == "" {
+					continue
+				}
+			}
 			if err := f.Value.Set(v); err != nil {
-				envErr = usagef("invalid value %q in %s: %v", v, envName(f.Name), err)
+				envErr = usagef("invalid value %q in %s: %s", v, envName(f.Name), want(f, err))
+				return
 			}
 		}
 	})
 	if envErr != nil {
 		return envErr
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.Usage()
-			return err
-		}
-		return usageError{err.Error()}
+	// The flag package calls Usage on every error; print it for --help
+	// only, and keep the first bad value to name it precisely.
+	usage := fs.Usage
+	fs.Usage = func() {}
+	var setErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		orig := *f
+		f.Value = checkedValue{f.Value, func(v string, err error) {
+			if setErr == nil {
+				setErr = usagef("invalid value %q for --%s: %s", v, f.Name, want(&orig, err))
+			}
+		}}
+	})
+	err := fs.Parse(args)
+	fs.VisitAll(func(f *flag.Flag) { f.Value = f.Value.(checkedValue).Value })
+	fs.Usage = usage
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		usage()
+		return err
+	case setErr != nil:
+		return setErr
 	}
-	return nil
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		return usagef("unknown flag --%s", name)
+	}
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
+		return usagef("--%s needs a value", name)
+	}
+	return usageError{msg}
+}
+
+// want explains what a flag accepts, after its Set failed with err.
+func want(f *flag.Flag, err error) string {
+	if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && bf.IsBoolFlag() {
+		return "want true or false"
+	}
+	switch kind, _ := flag.UnquoteUsage(f); kind {
+	case "duration":
+		return "want a duration such as 30s, 5m or 1h"
+	case "int", "uint":
+		return "want a whole number"
+	}
+	return err.Error()
+}
+
+// origin names where the value of the flag called name came from, for
+// messages about it: "--name" when it was set on the command line, else its
+// environment variable when that is set, else "--name".
+func origin(fs *flag.FlagSet, stdio IO, name string) string {
+	onCommandLine := false
+	fs.Visit(func(f *flag.Flag) { onCommandLine = onCommandLine || f.Name == name })
+	if v, _ := stdio.Getenv(envName(name)); !onCommandLine && v != "" {
+		return envName(name)
+	}
+	return "--" + name
+}
+
+// checkedValue reports the errors of a flag.Value's Set.
+type checkedValue struct {
+	flag.Value
+	failed func(v string, err error)
+}
+
+func (c checkedValue) Set(v string) error {
+	err := c.Value.Set(v)
+	if err != nil {
+		c.failed(v, err)
+	}
+	return err
+}
+
+func (c checkedValue) IsBoolFlag() bool {
+	bf, ok := c.Value.(interface{ IsBoolFlag() bool })
+	return ok && bf.IsBoolFlag()
 }
 
 // listFlag is a repeatable string flag.
@@ -161,6 +266,9 @@ func version(_ context.Context, stdio IO, args []string) error {
 	fs := flagSet("version", "version", stdio)
 	if err := parse(fs, args, stdio); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	fmt.Fprintln(stdio.Stdout, "ssehub", Version)
 	return nil

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -20,15 +21,21 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 	)
 	fs.StringVar(&cfg.Addr, "addr", "localhost:8080", "address to listen on")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "public URL of the hub, e.g. https://hub.example.com (default: from --addr)")
-	fs.StringVar(&cfg.PublisherKey, "publisher-key", "", "HMAC secret of publisher tokens (default: generated at start)")
-	fs.StringVar(&cfg.SubscriberKey, "subscriber-key", "", "HMAC secret of subscriber tokens (default: the publisher key)")
+	fs.StringVar(&cfg.PublisherKey, "publisher-key", "", "HMAC secret of publisher tokens, at least 32 bytes (default: generated at start)")
+	fs.StringVar(&cfg.SubscriberKey, "subscriber-key", "", "HMAC secret of subscriber tokens, at least 32 bytes (default: the publisher key)")
 	fs.BoolVar(&cfg.Anonymous, "anonymous", true, "let subscribers without a token receive public updates")
 	fs.DurationVar(&cfg.Heartbeat, "heartbeat", 25*time.Second, "interval of keep-alive comments on idle streams")
-	fs.Var(&cors, "cors-origin", "origin allowed to subscribe and publish cross-origin (repeatable)")
-	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate file: serve HTTPS and HTTP/2")
-	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key file for --tls-cert")
+	fs.Var(&cors, "cors-origin", "`origin` allowed to subscribe and publish cross-origin (repeatable)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate `file`: serve HTTPS and HTTP/2")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key `file` for --tls-cert")
 	fs.BoolVar(&cfg.H2C, "h2c", false, "also serve cleartext HTTP/2 (behind a proxy that speaks it)")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long a graceful shutdown may take")
+	fs.StringVar(&cfg.Engine, "store", "bolt", "where history is kept: bolt (durable, in --data-dir) or memory (lost on exit)")
+	fs.StringVar(&cfg.DataDir, "data-dir", server.DefaultDataDir, "`directory` of the bolt store")
+	fs.IntVar(&cfg.Retention.MaxUpdates, "max-updates", 0, "updates of history to keep (0: 1000000 for bolt, 10000 for memory; negative: no limit, bolt only)")
+	fs.Int64Var(&cfg.Retention.MaxBytes, "max-bytes", 0, "bytes of history to keep (0: 1 GiB for bolt, 64 MiB for memory; negative: no limit, bolt only)")
+	fs.DurationVar(&cfg.Retention.MaxAge, "max-age", 0, "how long history is kept, bolt only (0: 24h; negative: no limit)")
+	fs.DurationVar(&cfg.IdempotencyWindow, "idempotency-window", 10*time.Minute, "how long an Idempotency-Key is remembered")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	if err := parse(fs, args, stdio); err != nil {
@@ -37,16 +44,56 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
+	from := func(name string) string { return origin(fs, stdio, name) }
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
-		return usagef("--tls-cert and --tls-key go together")
+		return usagef("--tls-cert and --tls-key go together: set both or neither")
+	}
+	if cfg.TLSCert != "" {
+		// The server loads them only once it serves; fail before that.
+		if _, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return fmt.Errorf("loading --tls-cert and --tls-key: %w", err)
+		}
 	}
 	if cfg.Heartbeat < 0 {
-		return usagef("--heartbeat must not be negative")
+		return usagef("%s must not be negative", from("heartbeat"))
+	}
+	if cfg.ShutdownGrace <= 0 {
+		return usagef("%s must be positive", from("shutdown-grace"))
+	}
+	if cfg.IdempotencyWindow <= 0 {
+		return usagef("%s must be positive", from("idempotency-window"))
+	}
+	switch cfg.Engine {
+	case "bolt":
+		if cfg.DataDir == "" {
+			return usagef("%s must not be empty", from("data-dir"))
+		}
+	case "memory":
+		if cfg.Retention.MaxAge != 0 {
+			return usagef("--max-age needs --store bolt: the memory store keeps history by count and bytes only")
+		}
+		if cfg.Retention.MaxUpdates < 0 || cfg.Retention.MaxBytes < 0 {
+			return usagef("the memory store needs a limit: --max-updates and --max-bytes must not be negative with --store memory")
+		}
+	default:
+		return usagef("invalid value %q for %s: want bolt or memory", cfg.Engine, from("store"))
+	}
+	for _, c := range cors {
+		if c == "" || c == "null" {
+			return usagef("%s: origin %q is never allowed", from("cors-origin"), c)
+		}
 	}
 	cfg.CORSOrigins = cors
+	for _, name := range []string{"publisher-key", "subscriber-key"} {
+		if key := fs.Lookup(name).Value.String(); key != "" {
+			if err := checkKey(from(name), key); err != nil {
+				return err
+			}
+		}
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-		return usagef("--log-level: %v", err)
+		return usagef("invalid value %q for %s: want debug, info, warn or error", logLevel, from("log-level"))
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	switch logFormat {
@@ -55,7 +102,7 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 	case "json":
 		cfg.Logger = slog.New(slog.NewJSONHandler(stdio.Stderr, opts))
 	default:
-		return usagef("--log-format must be text or json, not %q", logFormat)
+		return usagef("invalid value %q for %s: want text or json", logFormat, from("log-format"))
 	}
 
 	srv, err := server.Start(cfg)
@@ -84,7 +131,7 @@ func printBanner(stdio IO, srv *server.Server) {
 	fmt.Fprintf(w, "  UI:   %s/\n", srv.URL())
 	key, generated := srv.PublisherKey()
 	if !generated {
-		fmt.Fprintln(w, "  mint publisher tokens with: ssehub token --publish '*'")
+		fmt.Fprintln(w, "  mint tokens with: ssehub token --publisher-key KEY --publish '*' (or set SSEHUB_PUBLISHER_KEY)")
 		return
 	}
 	tok, err := mintToken(key, "ssehub-serve", []string{"*"}, []string{"*"}, 30*24*time.Hour)

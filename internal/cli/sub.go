@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ssehub/ssehub/eventsource"
@@ -20,12 +22,14 @@ func sub(ctx context.Context, stdio IO, args []string) error {
 		hubURL, tok, lastID string
 		asJSON, urlPattern  bool
 		readTimeout         time.Duration
+		count               int
 	)
 	fs.StringVar(&hubURL, "hub", defaultHub, "URL of the hub")
 	fs.StringVar(&tok, "token", "", "subscriber JWT, to receive private updates")
 	fs.StringVar(&lastID, "last-event-id", "", "resume after this event ID (earliest: all history)")
 	fs.BoolVar(&asJSON, "json", false, "print one JSON object per event")
 	fs.BoolVar(&urlPattern, "urlpattern", false, "treat selectors as URL patterns (match_urlpattern)")
+	fs.IntVar(&count, "count", 0, "exit after printing this many events (0: never)")
 	fs.DurationVar(&readTimeout, "read-timeout", time.Minute, "reconnect when nothing, heartbeats included, arrives for this long")
 	if err := parse(fs, args, stdio); err != nil {
 		return err
@@ -33,9 +37,12 @@ func sub(ctx context.Context, stdio IO, args []string) error {
 	if fs.NArg() == 0 {
 		return usagef("want at least one topic selector (* for every topic)")
 	}
+	if count < 0 {
+		return usagef("%s must not be negative", origin(fs, stdio, "count"))
+	}
 	u, err := url.Parse(hubURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		return usagef("--hub must be an http or https URL")
+		return usagef("%s must be an http or https URL", origin(fs, stdio, "hub"))
 	}
 	q := u.Query()
 	param := "topic"
@@ -64,19 +71,58 @@ func sub(ctx context.Context, stdio IO, args []string) error {
 		},
 	}
 	print := printer(stdio.Stdout, asJSON)
-	err = c.Subscribe(ctx, req, func(ev sse.Event) error { return print(ev) })
+	printed := 0
+	err = c.Subscribe(ctx, req, func(ev sse.Event) error {
+		if err := print(ev); err != nil {
+			return err
+		}
+		if printed++; printed == count {
+			return errEnough
+		}
+		return nil
+	})
+	var re *eventsource.ResponseError
 	switch {
-	case errors.Is(err, context.Canceled):
+	case errors.Is(err, errEnough), errors.Is(err, context.Canceled):
 		return nil
 	case err == nil:
 		return errors.New("the hub asked clients to stop (204 No Content)")
+	case errors.As(err, &re):
+		return refusal(re)
 	default:
-		var re *eventsource.ResponseError
-		if errors.As(err, &re) {
-			return fmt.Errorf("hub refused the subscription: %v", err)
-		}
 		return err
 	}
+}
+
+// errEnough ends a subscription after --count events.
+var errEnough = errors.New("enough events")
+
+// refusal describes a subscription the hub refused, with the reason of its
+// Bearer challenge when there is one.
+func refusal(re *eventsource.ResponseError) error {
+	if re.StatusCode == http.StatusOK {
+		return fmt.Errorf("hub answered with Content-Type %q, not an event stream", re.ContentType)
+	}
+	msg := fmt.Sprintf("hub refused the subscription: %d %s", re.StatusCode, http.StatusText(re.StatusCode))
+	if d := challengeDescription(re.Header.Get("WWW-Authenticate")); d != "" {
+		msg += ": " + d
+	}
+	return errors.New(msg)
+}
+
+// challengeDescription returns the error_description of a Bearer
+// challenge, or "".
+func challengeDescription(challenge string) string {
+	_, rest, ok := strings.Cut(challenge, "error_description=")
+	if !ok {
+		return ""
+	}
+	if d, err := strconv.QuotedPrefix(rest); err == nil {
+		if d, err = strconv.Unquote(d); err == nil {
+			return firstLine(d)
+		}
+	}
+	return ""
 }
 
 // printer returns a function printing events in human or JSON form.
