@@ -30,8 +30,8 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key `file` for --tls-cert")
 	fs.BoolVar(&cfg.H2C, "h2c", false, "also serve cleartext HTTP/2 (behind a proxy that speaks it)")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long a graceful shutdown may take")
-	fs.StringVar(&cfg.Engine, "store", "bolt", "where history is kept: bolt (durable, in --data-dir) or memory (lost on exit)")
-	fs.StringVar(&cfg.DataDir, "data-dir", server.DefaultDataDir, "`directory` of the bolt store")
+	fs.StringVar(&cfg.Engine, "store", "bolt", "where history is kept: bolt (durable, in --data) or memory (lost on exit)")
+	fs.StringVar(&cfg.DataDir, "data", server.DefaultDataDir, "`directory` of the bolt store")
 	fs.IntVar(&cfg.Retention.MaxUpdates, "max-updates", 0, "updates of history to keep (0: 1000000 for bolt, 10000 for memory; negative: no limit, bolt only)")
 	fs.Int64Var(&cfg.Retention.MaxBytes, "max-bytes", 0, "bytes of history to keep (0: 1 GiB for bolt, 64 MiB for memory; negative: no limit, bolt only)")
 	fs.DurationVar(&cfg.Retention.MaxAge, "max-age", 0, "how long history is kept, bolt only (0: 24h; negative: no limit)")
@@ -66,7 +66,7 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 	switch cfg.Engine {
 	case "bolt":
 		if cfg.DataDir == "" {
-			return usagef("%s must not be empty", from("data-dir"))
+			return usagef("%s must not be empty", from("data"))
 		}
 	case "memory":
 		if cfg.Retention.MaxAge != 0 {
