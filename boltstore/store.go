@@ -17,6 +17,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/ssehub/ssehub/hub"
 )
@@ -94,7 +95,7 @@ func Open(dir string, cfg Config) (*Store, error) {
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
 	})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("boltstore: data directory %s is in use by another ssehub process (its lock was not released within %v)", dir, cfg.LockTimeout)
 	}
 	if err != nil {

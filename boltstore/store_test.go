@@ -156,11 +156,10 @@ func TestRetentionByAge(t *testing.T) {
 func TestRetentionByBytes(t *testing.T) {
 	s := open(t, t.TempDir(), boltstore.Config{MaxBytes: 2500})
 	big := strings.Repeat("x", 1000)
-	var us []*hub.Update
 	for i := range 5 {
 		u := upd(fmt.Sprint(i))
 		u.Data = big
-		us = append(us, mustAppend(t, s, u))
+		mustAppend(t, s, u)
 	}
 	if got := strings.Join(readIDs(t, s, hub.Position{}), ","); got != "3,4" {
 		t.Errorf("retained under 2500 bytes = %s; want 3,4", got)
