@@ -194,6 +194,7 @@ func (c *Client) update(dec *sse.Decoder) {
 //   - ctx.Err() when ctx is done; no event or comment is delivered after
 //     that;
 //   - the error fn returns, if not nil, which ends the subscription;
+//   - an error at once if req's URL is not an absolute http or https URL;
 //   - a *ResponseError for an unexpected status or Content-Type (unless
 //     RetryPolicy retries it), an error wrapping ErrRedirect, or one
 //     wrapping sse.ErrEventTooLarge.
@@ -215,6 +216,11 @@ func (c *Client) Subscribe(ctx context.Context, req *http.Request, fn func(sse.E
 		c.mu.Unlock()
 	}()
 
+	if req.URL == nil || (req.URL.Scheme != "http" && req.URL.Scheme != "https") || req.URL.Host == "" {
+		// A browser's EventSource throws for a URL it cannot fetch; retrying
+		// would never succeed.
+		return errors.New("eventsource: request URL must be an absolute http or https URL")
+	}
 	id := req.Header.Get("Last-Event-ID")
 	if strings.ContainsAny(id, "\r\n\x00") {
 		return errors.New("eventsource: Last-Event-ID contains CR, LF or NUL")

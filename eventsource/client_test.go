@@ -867,3 +867,20 @@ func BenchmarkClient(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "events/s")
 }
+
+func TestUnfetchableURLIsTerminal(t *testing.T) {
+	t.Parallel()
+	for _, raw := range []string{"ftp://example.com/stream", "/relative", "http:///nohost"} {
+		req, err := http.NewRequest(http.MethodGet, raw, nil)
+		if err != nil {
+			continue // not even a request
+		}
+		c := &Client{Wait: func(context.Context, time.Duration) error {
+			t.Errorf("%s: retried; want a terminal error", raw)
+			return errors.New("stop")
+		}}
+		if err := c.Subscribe(context.Background(), req, func(sse.Event) error { return nil }); err == nil || !strings.Contains(err.Error(), "http or https") {
+			t.Errorf("%s: %v; want a terminal URL error", raw, err)
+		}
+	}
+}
