@@ -185,4 +185,3 @@ func streamIDs(t *testing.T, rawURL, last string, n int) []string {
 	}
 	return ids
 }
-

@@ -159,4 +159,3 @@ func rawStream(t *testing.T, ctx context.Context, rawURL string) (*http.Response
 	}
 	return resp, bufio.NewReader(resp.Body)
 }
-
