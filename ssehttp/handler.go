@@ -244,26 +244,8 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 	}
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		h.fail(w, r, http.StatusBadRequest, "malformed query: "+err.Error())
-		return
-	}
-	ms, err := h.cfg.Compiler.ParseQuery(q)
-	if err != nil {
-		h.fail(w, r, http.StatusBadRequest, err.Error())
-		return
-	}
-	if len(ms) == 0 {
-		h.fail(w, r, http.StatusBadRequest, `missing topic selector: add a "match" (or "topic") query parameter`)
-		return
-	}
-	grant, ok := h.authenticate(w, r, auth.Subscriber)
+	q, topics, grant, ok := h.reader(w, r, "subscribing")
 	if !ok {
-		return
-	}
-	if grant == nil && !h.cfg.Anonymous {
-		h.unauthorized(w, r, "subscribing requires a token")
 		return
 	}
 	last, hasLast := lastEventID(r, q)
@@ -271,7 +253,7 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusBadRequest, "last event id is not valid UTF-8")
 		return
 	}
-	req := hub.SubscribeRequest{Topics: selector.Matchers(ms), LastEventID: last}
+	req := hub.SubscribeRequest{Topics: topics, LastEventID: last}
 	if grant != nil {
 		req.CanRead = grant.CanRead
 	}
@@ -296,6 +278,35 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.stream(r, sw, sub, grant)
+}
+
+// reader parses the topic selectors of a subscribe or history request and
+// authenticates the subscriber (what names the action in the refusal). It
+// answers refusals itself and then returns ok false. A nil grant is an
+// anonymous subscriber, allowed only when Config.Anonymous is set.
+func (h *Handler) reader(w http.ResponseWriter, r *http.Request, what string) (q url.Values, topics []hub.Matcher, grant *auth.Grant, ok bool) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		h.fail(w, r, http.StatusBadRequest, "malformed query: "+err.Error())
+		return nil, nil, nil, false
+	}
+	ms, err := h.cfg.Compiler.ParseQuery(q)
+	if err != nil {
+		h.fail(w, r, http.StatusBadRequest, err.Error())
+		return nil, nil, nil, false
+	}
+	if len(ms) == 0 {
+		h.fail(w, r, http.StatusBadRequest, `missing topic selector: add a "match" (or "topic") query parameter`)
+		return nil, nil, nil, false
+	}
+	if grant, ok = h.authenticate(w, r, auth.Subscriber); !ok {
+		return nil, nil, nil, false
+	}
+	if grant == nil && !h.cfg.Anonymous {
+		h.unauthorized(w, r, what+" requires a token")
+		return nil, nil, nil, false
+	}
+	return q, selector.Matchers(ms), grant, true
 }
 
 // lastEventID returns the resume ID: the Last-Event-ID header wins over the

@@ -4,14 +4,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/ssehub/ssehub/auth"
 	"github.com/ssehub/ssehub/hub"
-	"github.com/ssehub/ssehub/selector"
 )
 
 // HistoryPath is where History is mounted, under the hub's reserved
@@ -60,21 +57,11 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusMethodNotAllowed, "method not allowed")
 		return
 	}
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		h.fail(w, r, http.StatusBadRequest, "malformed query: "+err.Error())
+	q, topics, grant, ok := h.reader(w, r, "reading history")
+	if !ok {
 		return
 	}
-	ms, err := h.cfg.Compiler.ParseQuery(q)
-	if err != nil {
-		h.fail(w, r, http.StatusBadRequest, err.Error())
-		return
-	}
-	if len(ms) == 0 {
-		h.fail(w, r, http.StatusBadRequest, `missing topic selector: add a "match" (or "topic") query parameter`)
-		return
-	}
-	req := hub.CatchUpRequest{Topics: selector.Matchers(ms), After: q.Get("after"), Limit: 100}
+	req := hub.CatchUpRequest{Topics: topics, After: q.Get("after"), Limit: 100}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > MaxHistoryLimit {
@@ -90,14 +77,6 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		req.Cursor = pos
-	}
-	grant, ok := h.authenticate(w, r, auth.Subscriber)
-	if !ok {
-		return
-	}
-	if grant == nil && !h.cfg.Anonymous {
-		h.unauthorized(w, r, "reading history requires a token")
-		return
 	}
 	if grant != nil {
 		req.CanRead = grant.CanRead
