@@ -99,8 +99,10 @@ type Client struct {
 
 	// MaxEventSize is the largest event, in bytes, the Client buffers
 	// (data plus the line being read). Zero or less means
-	// sse.DefaultMaxEventSize (16 MiB). A larger event ends the
-	// subscription with an error wrapping sse.ErrEventTooLarge.
+	// sse.DefaultMaxEventSize (16 MiB). A larger event fails the
+	// connection without buffering more: the Client drops it and
+	// reconnects with backoff, reporting an error wrapping
+	// sse.ErrEventTooLarge to OnRetry.
 	MaxEventSize int
 
 	// ReadTimeout, if positive, drops a connection (and reconnects) when no
@@ -196,8 +198,10 @@ func (c *Client) update(dec *sse.Decoder) {
 //   - the error fn returns, if not nil, which ends the subscription;
 //   - an error at once if req's URL is not an absolute http or https URL;
 //   - a *ResponseError for an unexpected status or Content-Type (unless
-//     RetryPolicy retries it), an error wrapping ErrRedirect, or one
-//     wrapping sse.ErrEventTooLarge.
+//     RetryPolicy retries it), or an error wrapping ErrRedirect.
+//
+// An event larger than MaxEventSize fails that connection, and the Client
+// reconnects.
 //
 // Events that carry no id field report the last event ID, as in a browser.
 // An event cut off by a dropped connection is discarded and its id is not
@@ -387,7 +391,9 @@ func (c *Client) connect(ctx context.Context, hc *http.Client, req *http.Request
 		c.update(dec)
 		if err != nil {
 			if errors.Is(err, sse.ErrEventTooLarge) {
-				res.err, res.terminal = err, true
+				// Drop the connection, memory bounded, and reconnect with
+				// backoff, like any other broken stream.
+				res.err = err
 				return res
 			}
 			f := fail(err)

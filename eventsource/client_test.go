@@ -291,12 +291,17 @@ func TestEventTooLarge(t *testing.T) {
 	s := newServer(t, streamThen204("data: "+strings.Repeat("x", 100)+"\n\n"))
 	c := testClient(s)
 	c.MaxEventSize = 50
-	_, err := collect(t, c, get(t, s.URL))
-	if !errors.Is(err, sse.ErrEventTooLarge) {
-		t.Fatalf("got %v; want ErrEventTooLarge", err)
+	var retries []error
+	c.OnRetry = func(err error, _ time.Duration) { retries = append(retries, err) }
+	evs, err := collect(t, c, get(t, s.URL))
+	if err != nil || len(evs) != 0 {
+		t.Fatalf("got %d events, %v; want none and a clean stop at the 204", len(evs), err)
 	}
-	if n := len(s.requests()); n != 1 {
-		t.Errorf("got %d requests; want 1", n)
+	if len(retries) != 1 || !errors.Is(retries[0], sse.ErrEventTooLarge) {
+		t.Errorf("retries %v; want one, for ErrEventTooLarge", retries)
+	}
+	if n := len(s.requests()); n != 2 {
+		t.Errorf("got %d requests; want 2: the oversized event fails the connection, then it reconnects", n)
 	}
 }
 
