@@ -86,6 +86,7 @@ type Config struct {
 type Handler struct {
 	cfg      Config
 	log      *slog.Logger
+	hubURL   *url.URL
 	hubPath  string
 	anyCORS  bool
 	draining chan struct{}
@@ -133,7 +134,7 @@ func New(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ssehttp: hub URL: %w", err)
 	}
-	h.hubPath = path.Clean("/" + base.Path)
+	h.hubURL, h.hubPath = base, path.Clean("/"+base.Path)
 	return h, nil
 }
 
@@ -562,11 +563,7 @@ func checkText(field, s string) string {
 // the hub's own namespace (its path or below), whatever its scheme, host,
 // dot-segments or percent-encoding.
 func (h *Handler) reserved(topic string) bool {
-	base, err := url.Parse(h.cfg.Compiler.HubURL())
-	if err != nil {
-		return false
-	}
-	u, err := base.Parse(topic)
+	u, err := h.hubURL.Parse(topic)
 	if err != nil {
 		return false
 	}
