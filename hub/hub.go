@@ -59,11 +59,28 @@ type Stats struct {
 	SlowConsumers uint64
 	// Gaps counts gap notices sent to resuming subscribers.
 	Gaps uint64
+	// GapsUnknownID, GapsReplayLimit and GapsHistoryLost count the gap
+	// notices by GapReason; they add up to Gaps.
+	GapsUnknownID, GapsReplayLimit, GapsHistoryLost uint64
 }
 
 // counters are the atomics behind Stats.
 type counters struct {
 	published, dispatched, delivered, replayed, slow, gaps atomic.Uint64
+	gapUnknown, gapLimit, gapLost                          atomic.Uint64
+}
+
+// countGap counts a gap notice for reason.
+func (c *counters) countGap(reason GapReason) {
+	c.gaps.Add(1)
+	switch reason {
+	case GapUnknownID:
+		c.gapUnknown.Add(1)
+	case GapReplayLimit:
+		c.gapLimit.Add(1)
+	case GapHistoryLost:
+		c.gapLost.Add(1)
+	}
 }
 
 // Errors a Hub returns.
@@ -289,6 +306,10 @@ func (h *Hub) Stats() Stats {
 		Replayed:      c.replayed.Load(),
 		SlowConsumers: c.slow.Load(),
 		Gaps:          c.gaps.Load(),
+
+		GapsUnknownID:   c.gapUnknown.Load(),
+		GapsReplayLimit: c.gapLimit.Load(),
+		GapsHistoryLost: c.gapLost.Load(),
 	}
 }
 
