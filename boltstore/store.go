@@ -57,6 +57,7 @@ type Store struct {
 	closed    bool
 	first     uint64        // oldest retained seq; first > last when empty
 	last      uint64        // newest durable seq; 0 before any append
+	retained  int64         // bytes of the retained records (Size)
 	tail      []*hub.Update // recent updates, tail[i].Pos.Seq == tailFirst+i
 	tailFirst uint64
 	changed   chan struct{} // closed and replaced after every commit
@@ -146,6 +147,7 @@ func (s *Store) load(tx *bolt.Tx) error {
 	}
 	s.last = s.next - 1
 	s.first = s.next
+	s.retained = s.bytes
 	if k, _ := tx.Bucket(bucketLog).Cursor().First(); k != nil {
 		s.first = binary.BigEndian.Uint64(k)
 	}
@@ -316,7 +318,7 @@ func (s *Store) commit(batch []*request) {
 		r.u.Pos = hub.Position{Seq: next + uint64(i), Epoch: s.epoch}
 	}
 	s.mu.Lock()
-	s.first, s.last = first, last
+	s.first, s.last, s.retained = first, last, total
 	if len(batch) > 0 {
 		if len(s.tail) == 0 || s.tailFirst+uint64(len(s.tail)) != next {
 			s.tail, s.tailFirst = s.tail[:0], next
@@ -555,6 +557,18 @@ func (s *Store) Bounds(ctx context.Context) (oldest, newest hub.Position, err er
 		oldest.Seq, newest.Seq = s.first, s.last
 	}
 	return oldest, newest, nil
+}
+
+// Size returns the number of retained updates and the size of their
+// records in bytes, as MaxBytes counts them. It is cheap: it reads no
+// history.
+func (s *Store) Size() (updates int, bytes int64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.first <= s.last {
+		updates = int(s.last - s.first + 1)
+	}
+	return updates, s.retained
 }
 
 // Close stops the writer, failing appends it has not taken with
