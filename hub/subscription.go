@@ -47,6 +47,14 @@ type SubscribeRequest struct {
 	// after it are replayed first. Empty means live updates only; Earliest
 	// means all retained history.
 	LastEventID string
+	// Notify, when set, is called instead of signalling the Ready channel
+	// whenever Drain has something new to return: updates, a gap notice or
+	// the end of the subscription. It may be called from any goroutine,
+	// also before Subscribe returns, and must not block. It lets a server
+	// keep no goroutine at all for an idle subscriber: Notify schedules the
+	// work, and whoever runs it calls Drain. Calls to Drain and Close must
+	// still never overlap.
+	Notify func()
 }
 
 // Resume describes how a subscription's LastEventID was resolved.
@@ -73,7 +81,8 @@ type Subscription struct {
 	resume      Resume
 	registered  bool // guarded by h.mu
 
-	ready chan struct{} // capacity 1: "Drain has something to say"
+	ready  chan struct{} // capacity 1: "Drain has something to say"; nil with notify
+	notify func()
 
 	// dispatcher-owned
 	lastOffered uint64
@@ -105,8 +114,11 @@ func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest) (*Subscriptio
 		h:       h,
 		all:     req.Topics,
 		canRead: req.CanRead,
-		ready:   make(chan struct{}, 1),
+		notify:  req.Notify,
 		resume:  Resume{Requested: req.LastEventID},
+	}
+	if s.notify == nil {
+		s.ready = make(chan struct{}, 1)
 	}
 	seen := make(map[string]bool)
 	for _, m := range req.Topics {
@@ -195,10 +207,15 @@ func (s *Subscription) visible(u *Update) bool {
 // Resume reports how the subscription's LastEventID was resolved.
 func (s *Subscription) Resume() Resume { return s.resume }
 
-// Ready is signalled when Drain has updates or an error to return.
+// Ready is signalled when Drain has updates or an error to return. It is
+// nil, and never ready, for a subscription with a Notify callback.
 func (s *Subscription) Ready() <-chan struct{} { return s.ready }
 
 func (s *Subscription) signal() {
+	if s.notify != nil {
+		s.notify()
+		return
+	}
 	select {
 	case s.ready <- struct{}{}:
 	default:
@@ -215,7 +232,7 @@ func (s *Subscription) setGap(reason GapReason) {
 		LastEventID string    `json:"lastEventId"`
 	}{reason, s.resume.Requested})
 	s.pendingGap = &Update{Type: GapEventType, Data: string(data)}
-	s.h.stats.gaps.Add(1)
+	s.h.stats.countGap(reason)
 }
 
 // offer queues u without blocking. It runs on the dispatcher goroutine and

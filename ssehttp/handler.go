@@ -80,9 +80,28 @@ type Config struct {
 	Logger *slog.Logger
 	// Now returns the current time. Nil means time.Now.
 	Now func() time.Time
+	// Observer is told of publishes, writes to subscribers, refusals and
+	// stream ends, for metrics (see Observer). Nil observes nothing.
+	Observer Observer
+	// GoroutinePerStream serves every stream from its request's goroutine,
+	// as net/http does, instead of serving idle HTTP/1.x streams from
+	// their hijacked connections with no goroutine (see Handler). It costs
+	// several times the memory per idle subscriber; it exists to compare
+	// the two models and to run behind wrappers that cannot hijack.
+	GoroutinePerStream bool
 }
 
 // Handler serves the Mercure protocol. It is safe for concurrent use.
+//
+// An HTTP/1.x stream is served from its hijacked connection once the
+// response head is written: while it is idle no goroutine is kept for it,
+// so that an idle subscriber costs a few KiB instead of the ~30 KiB of a
+// goroutine-per-stream server. Updates, heartbeats, expiry and drain each
+// start a short-lived writer that coalesces everything queued into one
+// write; a peer's hang-up is noticed at once on Linux (epoll) and at the
+// next write elsewhere. HTTP/2 streams, which share their connection, and
+// every stream under Config.GoroutinePerStream are served by their
+// request's goroutine.
 type Handler struct {
 	cfg      Config
 	log      *slog.Logger
@@ -90,6 +109,9 @@ type Handler struct {
 	hubPath  string
 	anyCORS  bool
 	draining chan struct{}
+	obs      Observer
+	hijacks  streams
+	watcher  watcher
 }
 
 // New returns a Handler for cfg.
@@ -118,7 +140,10 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	h := &Handler{cfg: cfg, log: cfg.Logger, draining: make(chan struct{})}
+	h := &Handler{cfg: cfg, log: cfg.Logger, draining: make(chan struct{}), obs: cfg.Observer}
+	if h.obs == nil {
+		h.obs = nopObserver{}
+	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -148,6 +173,7 @@ func (h *Handler) Drain() {
 	default:
 		close(h.draining)
 	}
+	h.drainHijacked()
 }
 
 // ServeHTTP routes GET to subscribe, POST to publish and OPTIONS to the
@@ -217,6 +243,7 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, role auth
 	}
 	var ae *auth.Error
 	if errors.As(err, &ae) {
+		h.obs.Refused(ae.Code)
 		w.Header().Set("WWW-Authenticate", ae.Challenge())
 		h.fail(w, r, ae.Status, ae.Description)
 		return nil, false
@@ -227,11 +254,13 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, role auth
 }
 
 func (h *Handler) unauthorized(w http.ResponseWriter, r *http.Request, reason string) {
+	h.obs.Refused(RefusedMissingToken)
 	w.Header().Set("WWW-Authenticate", "Bearer")
 	h.fail(w, r, http.StatusUnauthorized, reason)
 }
 
 func (h *Handler) forbidden(w http.ResponseWriter, r *http.Request, reason string) {
+	h.obs.Refused(RefusedForbidden)
 	w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope"`)
 	h.fail(w, r, http.StatusForbidden, reason)
 }
@@ -258,18 +287,31 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	if grant != nil {
 		req.CanRead = grant.CanRead
 	}
+	var hj *hijacked
+	if h.hijackable(w, r) {
+		hj = h.newHijacked(r)
+		req.Notify = hj.notify
+	}
 	sub, err := h.cfg.Hub.Subscribe(r.Context(), req)
 	if err != nil {
 		h.log.Warn("subscribe failed", "err", err)
 		h.fail(w, r, http.StatusServiceUnavailable, "hub unavailable")
 		return
 	}
-	defer sub.Close()
 	if hasLast {
 		anchor := sub.Resume().Anchor
 		w.Header().Set("Mercure-Last-Event-ID", anchor)
 		w.Header().Set("Last-Event-ID", anchor) // the v0.24 name
 	}
+	if hj != nil {
+		if !hj.serve(w, r, sub, h.streamEnd(grant)) {
+			sub.Close()
+			h.log.Error("cannot stream: hijacking the connection failed")
+			h.fail(w, r, http.StatusInternalServerError, "cannot stream")
+		}
+		return
+	}
+	defer sub.Close()
 	sw, err := sse.Upgrade(w, r, &sse.WriterOptions{WriteTimeout: h.cfg.WriteTimeout})
 	if err != nil {
 		h.log.Error("cannot stream", "err", err)
@@ -278,7 +320,8 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodHead {
 		return
 	}
-	h.stream(r, sw, sub, grant)
+	so := h.openStream(r, topics, sub)
+	h.stream(r, sw, sub, grant, so)
 }
 
 // reader parses the topic selectors of a subscribe or history request and
@@ -325,14 +368,30 @@ func lastEventID(r *http.Request, q url.Values) (string, bool) {
 	return "", false
 }
 
+// streamEnd returns when a stream must end because its credentials
+// expire, or the zero time. It ends a little early, spread over up to 5%
+// of the remaining time (at most 30 s), so that equal expiries do not
+// reconnect together.
+func (h *Handler) streamEnd(grant *auth.Grant) time.Time {
+	if grant == nil || grant.Expires.IsZero() {
+		return time.Time{}
+	}
+	now := h.cfg.Now()
+	left := grant.Expires.Sub(now)
+	if left > 0 {
+		left -= rand.N(min(left/20, 30*time.Second) + 1)
+	}
+	return now.Add(max(left, 0))
+}
+
 // stream is the subscriber loop: one select over the client, the hub, the
 // heartbeat and the credentials' expiry. Every write is whole events, so
 // the stream always ends at an event boundary.
-func (h *Handler) stream(r *http.Request, sw *sse.Writer, sub *hub.Subscription, grant *auth.Grant) {
+func (h *Handler) stream(r *http.Request, sw *sse.Writer, sub *hub.Subscription, grant *auth.Grant, so *streamObs) {
 	ctx := r.Context()
 	if d := h.cfg.Retry; d > 0 {
-		jittered := d - d/4 + rand.N(d/2+1)
-		if err := sw.Retry(jittered); err != nil {
+		if err := sw.Retry(jitter(d)); err != nil {
+			so.end(writeEnd(err), err)
 			return
 		}
 	}
@@ -343,15 +402,8 @@ func (h *Handler) stream(r *http.Request, sw *sse.Writer, sub *hub.Subscription,
 		heartbeat = t.C
 	}
 	var expiry <-chan time.Time
-	if grant != nil && !grant.Expires.IsZero() {
-		left := grant.Expires.Sub(h.cfg.Now())
-		if left > 0 {
-			// End a little early, spread over up to 5% of the remaining
-			// time (at most 30 s), so equal expiries do not reconnect
-			// together.
-			left -= rand.N(min(left/20, 30*time.Second) + 1)
-		}
-		t := time.NewTimer(max(left, 0))
+	if end := h.streamEnd(grant); !end.IsZero() {
+		t := time.NewTimer(max(end.Sub(h.cfg.Now()), 0))
 		defer t.Stop()
 		expiry = t.C
 	}
@@ -360,15 +412,17 @@ func (h *Handler) stream(r *http.Request, sw *sse.Writer, sub *hub.Subscription,
 	for {
 		select {
 		case <-ctx.Done():
+			so.end(EndClientGone, nil)
 			return
 		case <-h.draining:
+			so.end(EndDrain, nil)
 			return
 		case <-expiry:
-			h.log.Debug("stream ended: credentials expired")
+			so.end(EndExpired, nil)
 			return
 		case <-heartbeat:
 			if err := sw.Comment(""); err != nil {
-				h.log.Debug("stream ended: heartbeat failed", "err", err)
+				so.end(writeEnd(err), err)
 				return
 			}
 		case <-sub.Ready():
@@ -380,15 +434,14 @@ func (h *Handler) stream(r *http.Request, sw *sse.Writer, sub *hub.Subscription,
 			}
 			if len(frames) > 0 {
 				if werr := sw.WriteFrames(frames...); werr != nil {
-					h.log.Debug("stream ended: write failed", "err", werr)
+					so.end(writeEnd(werr), werr)
 					return
 				}
+				so.wrote(batch)
 			}
 			clear(batch)
 			if err != nil {
-				if errors.Is(err, hub.ErrSlowConsumer) {
-					h.log.Info("stream ended: slow consumer", "remote", r.RemoteAddr, "reason", "queue-overflow")
-				}
+				so.end(drainEnd(err), err)
 				return
 			}
 		}
@@ -397,6 +450,7 @@ func (h *Handler) stream(r *http.Request, sw *sse.Writer, sub *hub.Subscription,
 
 // publish handles a form-encoded publish.
 func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	grant, ok := h.authenticate(w, r, auth.Publisher)
 	if !ok {
 		return
@@ -451,6 +505,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusServiceUnavailable, "update not stored: "+storeReason(err))
 		return
 	}
+	h.obs.Published(time.Since(start))
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)

@@ -71,6 +71,10 @@ type Config struct {
 	// Store, when set, is used instead of the one Engine names. The server
 	// closes it on shutdown.
 	Store hub.Store
+	// StatsExtra, when set, adds figures to the stats stream the dashboard
+	// reads (webui.StatsConfig.Extra): aggregate figures only, never
+	// per-topic or per-client ones.
+	StatsExtra func() map[string]float64
 	// Logger receives the server's logs. Nil discards them.
 	Logger *slog.Logger
 }
@@ -209,8 +213,17 @@ func Start(cfg Config) (*Server, error) {
 		return fail(err)
 	}
 
+	// The stats stream is open when anonymous subscribers are; otherwise
+	// it needs a subscriber token that may read webui.StatsTopic.
+	stats, err := webui.NewStats(webui.StatsConfig{Hub: s.hub, Open: cfg.Anonymous, Auth: authn, Extra: cfg.StatsExtra, Logger: s.log})
+	if err != nil {
+		s.hub.Close(context.Background())
+		return fail(err)
+	}
+
 	mux := http.NewServeMux()
 	mux.Handle(ssehttp.DefaultPath, s.handler)
+	mux.Handle(webui.StatsPath, stats)
 	mux.Handle(ssehttp.HistoryPath, s.handler.History())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -229,6 +242,7 @@ func Start(cfg Config) (*Server, error) {
 	// Streams end through the handler's Drain; Shutdown then finds idle
 	// connections. HTTP/2 streams are ended the same way.
 	s.http.RegisterOnShutdown(s.handler.Drain)
+	s.http.RegisterOnShutdown(stats.Drain)
 	if cfg.H2C {
 		var p http.Protocols
 		p.SetHTTP1(true)
@@ -320,6 +334,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		defer cancel()
 		s.handler.Drain()
 		err := s.http.Shutdown(ctx)
+		if werr := s.handler.Wait(ctx); werr != nil && err == nil {
+			err = werr // hijacked streams still writing when the grace ended
+		}
 		if err != nil {
 			s.log.Warn("grace period over; closing remaining connections", "err", err)
 			s.http.Close()

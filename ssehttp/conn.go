@@ -1,0 +1,356 @@
+package ssehttp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ssehub/ssehub/hub"
+	"github.com/ssehub/ssehub/sse"
+)
+
+// An HTTP/1.x stream is served from its hijacked connection, with no
+// goroutine while it is idle. A goroutine-per-stream server (net/http's
+// model) keeps the connection's serving goroutine, its stack, a background
+// reader and two 4 KiB buffers for every idle subscriber: about 30 KiB
+// each. Here an idle stream is a connection, a subscription, two timers
+// and this struct.
+//
+// The hub calls the subscription's Notify when there is something to send;
+// Notify starts a short-lived flusher goroutine unless one is already
+// running; the flusher drains the subscription into one buffer, writes it
+// in one write (coalescing everything queued) and exits when nothing is
+// left. Heartbeats, credential expiry, the maximum lifetime, a drain and a
+// peer hang-up (seen by one watcher for all connections, see watch_linux.go)
+// are all events that go through the same Notify, so exactly one goroutine
+// at a time ever touches the subscription and the connection.
+type hijacked struct {
+	h    *Handler
+	conn net.Conn
+	sub  *hub.Subscription
+	head []byte // response head and retry field, written by the first flush
+
+	// pending counts Notify calls not yet seen by a flusher. The goroutine
+	// that moves it from 0 to 1 becomes the flusher; the flusher leaves it
+	// at zero only after a pass that saw no newer call. It starts at 1:
+	// the handler goroutine is the first flusher.
+	pending atomic.Int64
+	stop    atomic.Pointer[string] // why the stream must end, once set
+	beat    atomic.Bool            // a heartbeat is due
+	done    bool                   // flusher-owned: the stream has ended
+
+	heartbeat *time.Timer
+	deadline  *time.Timer // credentials' expiry or maximum lifetime
+	watchID   uint32      // hang-up watcher registration, 0 if none
+
+	opened  time.Time
+	remote  string
+	sent    int // flusher-owned: updates written
+	onClose []func()
+}
+
+// bufPool recycles the buffers flushers encode into. Buffers that grew
+// past maxPooledBuf (a large replay) are left to the collector.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// batchPool recycles the update slices flushers drain into.
+var batchPool = sync.Pool{New: func() any { b := make([]*hub.Update, 0, 64); return &b }}
+
+const maxPooledBuf = 1 << 20
+
+// streamHead is the response head of a hijacked stream. The body is
+// delimited by the connection's close: the stream ends when either side
+// closes it, and an HTTP/1.1 client reads until then (RFC 9112, 6.3).
+func streamHead(hd http.Header, proto string) []byte {
+	var b bytes.Buffer
+	if proto == "HTTP/1.0" {
+		b.WriteString("HTTP/1.0 200 OK\r\n")
+	} else {
+		b.WriteString("HTTP/1.1 200 OK\r\n")
+	}
+	hd.Set("Content-Type", "text/event-stream")
+	hd.Set("Cache-Control", "no-cache")
+	hd.Set("X-Accel-Buffering", "no")
+	hd.Set("Connection", "close")
+	hd.Del("Content-Length")
+	hd.Del("Content-Encoding")
+	hd.Del("Transfer-Encoding")
+	_ = hd.Write(&b)
+	b.WriteString("\r\n")
+	return b.Bytes()
+}
+
+// hijackable reports whether r's stream can be served from its hijacked
+// connection: a GET over HTTP/1.x whose ResponseWriter (or one it wraps)
+// can hijack. HTTP/2 streams share their connection and keep a goroutine.
+func (h *Handler) hijackable(w http.ResponseWriter, r *http.Request) bool {
+	if h.cfg.GoroutinePerStream || r.ProtoMajor != 1 || r.Method != http.MethodGet {
+		return false
+	}
+	for {
+		if _, ok := w.(http.Hijacker); ok {
+			return true
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return false
+		}
+		w = u.Unwrap()
+	}
+}
+
+// newHijacked prepares a stream; it is started by serveHijacked once the
+// subscription exists, since the subscription's Notify is its notify.
+func (h *Handler) newHijacked(r *http.Request) *hijacked {
+	st := &hijacked{h: h, opened: h.cfg.Now(), remote: r.RemoteAddr}
+	st.pending.Store(1)
+	return st
+}
+
+// serve takes the connection over from net/http, writes the head and
+// whatever the subscription already has, and returns with the stream
+// running on its own. It reports false, with nothing written and the
+// connection still net/http's, if the connection cannot be hijacked after
+// all; the caller still owns sub then.
+func (st *hijacked) serve(w http.ResponseWriter, r *http.Request, sub *hub.Subscription, expires time.Time) (ok bool) {
+	h := st.h
+	st.sub = sub
+	st.head = streamHead(w.Header(), r.Proto)
+	if d := h.cfg.Retry; d > 0 {
+		st.head = sse.AppendRetry(st.head, jitter(d))
+	}
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return false
+	}
+	_ = brw // its buffers are dropped: a stream reads nothing more
+	st.conn = conn
+	_ = conn.SetReadDeadline(time.Time{})
+
+	if !h.track(st) {
+		// Drained between the check in subscribe and now.
+		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = conn.Write([]byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: 1\r\nContent-Length: 21\r\nConnection: close\r\n\r\nhub is shutting down\n"))
+		conn.Close()
+		sub.Close()
+		return true
+	}
+	st.watchID = h.watcher.add(st, conn)
+	if hb := h.cfg.Heartbeat; hb > 0 {
+		// The first beat comes at a random point of the first interval,
+		// so that streams opened together do not beat together.
+		st.heartbeat = time.AfterFunc(hb/2+rand.N(hb/2+1), st.onBeat)
+	}
+	if !expires.IsZero() {
+		st.deadline = time.AfterFunc(max(expires.Sub(h.cfg.Now()), 0), func() { st.end("credentials expired") })
+	}
+	h.log.Debug("stream opened", "remote", st.remote, "mode", "hijacked")
+	st.flush() // as the first flusher: pending is 1
+	return true
+}
+
+func (st *hijacked) onBeat() {
+	st.beat.Store(true)
+	st.notify()
+	if hb := st.h.cfg.Heartbeat; hb > 0 {
+		st.heartbeat.Reset(hb)
+	}
+}
+
+// notify is the subscription's Notify: it makes sure a flusher runs.
+func (st *hijacked) notify() {
+	if st.pending.Add(1) == 1 {
+		go st.flush()
+	}
+}
+
+// end makes the stream end, after the write under way, for reason.
+func (st *hijacked) end(reason string) {
+	if st.stop.CompareAndSwap(nil, &reason) {
+		st.notify()
+	}
+}
+
+// flush writes until nothing is pending. Only one flush runs at a time.
+func (st *hijacked) flush() {
+	for {
+		n := st.pending.Load()
+		if !st.writeOnce() {
+			return // ended; pending stays above zero so no flusher starts again
+		}
+		if st.pending.CompareAndSwap(n, 0) {
+			return
+		}
+	}
+}
+
+// writeOnce drains the subscription and writes what it returned, a
+// heartbeat if one is due and nothing else was written, or nothing. It
+// reports false once the stream has ended.
+func (st *hijacked) writeOnce() bool {
+	if st.done {
+		return false
+	}
+	if reason := st.stop.Load(); reason != nil {
+		st.finish(*reason)
+		return false
+	}
+	bp := batchPool.Get().(*[]*hub.Update)
+	batch, derr := st.sub.Drain(context.Background(), (*bp)[:0])
+	buf := bufPool.Get().(*[]byte)
+	b := append((*buf)[:0], st.head...)
+	st.head = nil
+	for _, u := range batch {
+		b = append(b, u.Frame()...)
+	}
+	st.sent += len(batch)
+	clear(batch)
+	*bp = batch[:0]
+	batchPool.Put(bp)
+	if st.beat.Swap(false) && len(b) == 0 {
+		b = append(b, ':', '\n', '\n')
+	}
+	var werr error
+	if len(b) > 0 {
+		if t := st.h.cfg.WriteTimeout; t > 0 {
+			_ = st.conn.SetWriteDeadline(time.Now().Add(t))
+		}
+		_, werr = st.conn.Write(b)
+	}
+	if cap(b) <= maxPooledBuf {
+		*buf = b[:0]
+		bufPool.Put(buf)
+	}
+	switch {
+	case werr != nil:
+		st.finish("write failed: " + werr.Error())
+		return false
+	case errors.Is(derr, hub.ErrSlowConsumer):
+		st.h.log.Info("stream ended: slow consumer", "remote", st.remote, "reason", "queue-overflow")
+		st.finish("slow consumer")
+		return false
+	case derr != nil:
+		st.finish(derr.Error())
+		return false
+	}
+	return true
+}
+
+// finish ends the stream: it runs on the flusher, once.
+func (st *hijacked) finish(reason string) {
+	st.done = true
+	if st.heartbeat != nil {
+		st.heartbeat.Stop()
+	}
+	if st.deadline != nil {
+		st.deadline.Stop()
+	}
+	st.h.watcher.remove(st.watchID)
+	st.sub.Close()
+	st.conn.Close()
+	for _, f := range st.onClose {
+		f()
+	}
+	st.h.log.Debug("stream closed", "remote", st.remote, "reason", reason,
+		"events", st.sent, "duration", st.h.cfg.Now().Sub(st.opened).Round(time.Millisecond).String())
+	st.h.untrack(st)
+}
+
+// jitter spreads d by up to ±25%.
+func jitter(d time.Duration) time.Duration { return d - d/4 + rand.N(d/2+1) }
+
+// streams tracks the hijacked streams of a Handler, so that Drain can end
+// them and Wait can see them gone.
+type streams struct {
+	mu       sync.Mutex
+	set      map[*hijacked]struct{}
+	draining bool
+	empty    chan struct{} // closed when set becomes empty during a drain
+}
+
+// track registers st; it reports false when the handler is draining.
+func (h *Handler) track(st *hijacked) bool {
+	s := &h.hijacks
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		return false
+	}
+	if s.set == nil {
+		s.set = make(map[*hijacked]struct{})
+	}
+	s.set[st] = struct{}{}
+	return true
+}
+
+func (h *Handler) untrack(st *hijacked) {
+	s := &h.hijacks
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.set, st)
+	if s.draining && len(s.set) == 0 && s.empty != nil {
+		close(s.empty)
+		s.empty = nil
+	}
+}
+
+// drainHijacked ends every hijacked stream.
+func (h *Handler) drainHijacked() {
+	s := &h.hijacks
+	s.mu.Lock()
+	if !s.draining {
+		s.draining = true
+		if len(s.set) > 0 {
+			s.empty = make(chan struct{})
+		}
+	}
+	all := make([]*hijacked, 0, len(s.set))
+	for st := range s.set {
+		all = append(all, st)
+	}
+	s.mu.Unlock()
+	for _, st := range all {
+		st.end("hub draining")
+	}
+}
+
+// Wait waits until every stream served from a hijacked connection has
+// ended after Drain, or ctx is done; then it closes the connections of
+// those still writing, and returns ctx's error. Streams served by their own goroutine
+// are waited for by http.Server.Shutdown.
+func (h *Handler) Wait(ctx context.Context) error {
+	s := &h.hijacks
+	s.mu.Lock()
+	empty := s.empty
+	s.mu.Unlock()
+	if empty == nil {
+		return nil
+	}
+	select {
+	case <-empty:
+		return nil
+	case <-ctx.Done():
+		// Cut the connections still writing: their flushers fail and end.
+		s.mu.Lock()
+		for st := range s.set {
+			st.conn.Close()
+		}
+		s.mu.Unlock()
+		return ctx.Err()
+	}
+}
+
+// Streams returns the number of open streams served from hijacked
+// connections.
+func (h *Handler) Streams() int {
+	s := &h.hijacks
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.set)
+}
