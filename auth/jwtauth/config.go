@@ -9,10 +9,13 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/ssehub/ssehub/selector"
 )
@@ -38,7 +41,7 @@ const (
 )
 
 // Key is the key that verifies one role's tokens. Set exactly one of
-// Secret, PublicKey and PublicKeyFile.
+// Secret, PublicKey, PublicKeyFile and JWKS.
 type Key struct {
 	// Algorithms lists the JWS algorithms accepted with this key. It is
 	// never taken from the token. Every algorithm must suit the key: HS256,
@@ -47,7 +50,9 @@ type Key struct {
 	// matching curve (P-256, P-384, P-521); EdDSA for an Ed25519 key. "none"
 	// is always refused. Empty means HS256 for a Secret, RS256 for an RSA
 	// key, the algorithm of the curve for an ECDSA key and EdDSA for an
-	// Ed25519 key.
+	// Ed25519 key. With a JWKS, every asymmetric algorithm may be listed,
+	// each key of the set verifies only the algorithms of its type (and
+	// its own "alg" when it names one), and empty means RS256.
 	Algorithms []string
 	// Secret is an HMAC secret. It must be at least as long as the output
 	// of the hash of every algorithm it is used with (32 bytes for HS256,
@@ -61,45 +66,74 @@ type Key struct {
 	PublicKey string
 	// PublicKeyFile is the path of a file holding what PublicKey would.
 	PublicKeyFile string
+	// JWKS is where a JWK Set (RFC 7517) of public keys is read: an https
+	// URL (http only for a loopback host), or else the path of a file.
+	// The set is read when the Authenticator is created (failing New if
+	// it cannot be), read again every Config.JWKSRefresh, and read again
+	// when a token names a key ID the set lacks, at most once per
+	// Config.JWKSMinRefresh. A token's kid selects the key; a token
+	// without one is tried against every key suiting its algorithm.
+	// Symmetric ("oct") and private keys in the set are never used. Keys
+	// are never fetched from a location named by a token (its jku, x5u or
+	// jwk header).
+	JWKS string
 }
 
 // IsZero reports whether k sets no key material.
 func (k Key) IsZero() bool {
-	return len(k.Secret) == 0 && k.PublicKey == "" && k.PublicKeyFile == ""
+	return len(k.Secret) == 0 && k.PublicKey == "" && k.PublicKeyFile == "" && k.JWKS == ""
 }
 
-// Validate reports whether k is usable: it loads and parses the key and
-// checks every algorithm against it. Messages never contain key material.
+// Validate reports whether k is usable: it loads and parses the key (for a
+// JWKS, reads the set once) and checks every algorithm against it.
+// Messages never contain key material.
 func (k Key) Validate() error {
-	_, err := k.verifier()
+	_, err := k.verifier(jwksOptions{refresh: DefaultJWKSRefresh, minRefresh: DefaultJWKSMinRefresh, client: defaultJWKSClient, now: time.Now})
 	return err
 }
 
 // verifier is a loaded key and the algorithms pinned to it.
 type verifier struct {
 	algs []string
-	key  any // []byte, *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey
+	key  any   // []byte, *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey; nil with set
+	set  *jwks // the JWK Set, when the key is one
+}
+
+// keyFor returns the key that verifies t, whose algorithm the parser has
+// already checked against v.algs.
+func (v *verifier) keyFor(t *jwt.Token) (any, error) {
+	// WithValidMethods already refused other algorithms; check again so
+	// that a key is never used with another one.
+	if !slices.Contains(v.algs, t.Method.Alg()) {
+		return nil, errors.New("unexpected signing method")
+	}
+	if v.set != nil {
+		return v.set.keyFor(t)
+	}
+	return v.key, nil
 }
 
 var (
 	hmacAlgs  = map[string]int{"HS256": 32, "HS384": 48, "HS512": 64}
 	rsaAlgs   = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
 	curveAlgs = map[string]string{"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
+	// asymmetricAlgs are the algorithms a JWK Set may verify.
+	asymmetricAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
 
-func (k Key) verifier() (*verifier, error) {
+func (k Key) verifier(opts jwksOptions) (*verifier, error) {
 	n := 0
-	for _, set := range []bool{len(k.Secret) > 0, k.PublicKey != "", k.PublicKeyFile != ""} {
+	for _, set := range []bool{len(k.Secret) > 0, k.PublicKey != "", k.PublicKeyFile != "", k.JWKS != ""} {
 		if set {
 			n++
 		}
 	}
 	switch n {
 	case 0:
-		return nil, errors.New("no key: set Secret, PublicKey or PublicKeyFile")
+		return nil, errors.New("no key: set Secret, PublicKey, PublicKeyFile or JWKS")
 	case 1:
 	default:
-		return nil, errors.New("set only one of Secret, PublicKey and PublicKeyFile")
+		return nil, errors.New("set only one of Secret, PublicKey, PublicKeyFile and JWKS")
 	}
 	for _, alg := range k.Algorithms {
 		if strings.EqualFold(alg, "none") {
@@ -125,6 +159,23 @@ func (k Key) verifier() (*verifier, error) {
 			}
 		}
 		return &verifier{algs: algs, key: slices.Clone(k.Secret)}, nil
+	}
+
+	if k.JWKS != "" {
+		algs := k.Algorithms
+		if len(algs) == 0 {
+			algs = []string{"RS256"}
+		}
+		for _, alg := range algs {
+			if !slices.Contains(asymmetricAlgs, alg) {
+				return nil, fmt.Errorf("algorithm %q cannot be used with a JWK Set (allowed: %s)", alg, strings.Join(asymmetricAlgs, ", "))
+			}
+		}
+		set, err := newJWKS(k.JWKS, opts)
+		if err != nil {
+			return nil, err
+		}
+		return &verifier{algs: algs, set: set}, nil
 	}
 
 	data := []byte(k.PublicKey)
@@ -201,10 +252,24 @@ func parsePublicKey(data []byte) (any, error) {
 	return nil, fmt.Errorf("the PEM block %q is not a public key or certificate", block.Type)
 }
 
-// Config configures an Authenticator. Only Publisher is required; every
-// other zero field means its documented default.
+// Issuer is the keys of one token issuer: a token whose iss claim is Name
+// is verified with these keys only.
+type Issuer struct {
+	// Name is the iss value, compared exactly.
+	Name string
+	// Publisher verifies the issuer's publish tokens. Required.
+	Publisher Key
+	// Subscriber verifies the issuer's subscribe tokens. The zero Key means
+	// Publisher.
+	Subscriber Key
+}
+
+// Config configures an Authenticator. Publisher, or at least one of
+// Issuers, is required; every other zero field means its documented
+// default.
 type Config struct {
-	// Publisher verifies the tokens of publish requests. Required.
+	// Publisher verifies the tokens of publish requests, except those of
+	// the Issuers. Required unless Issuers is set.
 	Publisher Key
 	// Subscriber verifies the tokens of subscribe requests. The zero Key
 	// means Publisher's key. Mercure recommends distinct keys, so that a
@@ -215,8 +280,27 @@ type Config struct {
 	// v0.24 tokens rarely carry one. Use the hub's URL, such as
 	// "https://hub.example.com/.well-known/mercure".
 	Audience string
-	// Issuer, when set, must equal the token's iss claim.
+	// Issuer, when set, must equal the token's iss claim of tokens
+	// verified by Publisher and Subscriber.
 	Issuer string
+	// Issuers gives each listed token issuer its own keys. The iss claim
+	// of a token, read before its signature is verified, only selects
+	// which configured keys verify it (and is then verified itself); it
+	// is never used to locate keys. Tokens of other issuers, or without
+	// iss, are verified by Publisher and Subscriber, and refused when
+	// those are not set. Each issuer's JWK Set is cached separately, so a
+	// key ID of one issuer never selects another issuer's key.
+	Issuers []Issuer
+	// JWKSRefresh is how often a JWK Set is read again. Zero means
+	// DefaultJWKSRefresh (1 h).
+	JWKSRefresh time.Duration
+	// JWKSMinRefresh is the least time between two reads of a JWK Set,
+	// which bounds the reads that tokens naming unknown key IDs cause.
+	// Zero means DefaultJWKSMinRefresh (1 min).
+	JWKSMinRefresh time.Duration
+	// HTTPClient fetches JWK Sets from URLs. Nil means a client with a
+	// 10 s timeout that follows no redirect.
+	HTTPClient *http.Client
 	// RequireExp refuses tokens without an exp claim. Mercure 1.0 requires
 	// it; v0.24 tokens often have none. An exp that is present is always
 	// enforced.
@@ -253,19 +337,42 @@ type Config struct {
 
 // Validate reports the first invalid field of c, or nil. Messages never
 // contain key material.
+//
+// Validate loads every key except JWK Sets, which New reads (a JWK Set that
+// cannot be read fails New).
 func (c Config) Validate() error {
-	if c.Publisher.IsZero() {
-		return errors.New("jwtauth: Publisher: no key: set Secret, PublicKey or PublicKeyFile")
+	if c.Publisher.IsZero() && len(c.Issuers) == 0 {
+		return errors.New("jwtauth: Publisher: no key: set Secret, PublicKey, PublicKeyFile or JWKS")
 	}
-	if err := c.Publisher.Validate(); err != nil {
-		return fmt.Errorf("jwtauth: Publisher: %w", err)
+	if c.Publisher.IsZero() && !c.Subscriber.IsZero() {
+		return errors.New("jwtauth: Subscriber is set without Publisher")
 	}
-	if !c.Subscriber.IsZero() {
-		if err := c.Subscriber.Validate(); err != nil {
-			return fmt.Errorf("jwtauth: Subscriber: %w", err)
+	seen := map[string]bool{}
+	for i, is := range c.Issuers {
+		switch {
+		case is.Name == "":
+			return fmt.Errorf("jwtauth: Issuers[%d]: Name is empty", i)
+		case seen[is.Name]:
+			return fmt.Errorf("jwtauth: Issuers[%d]: issuer %q is listed twice", i, is.Name)
+		case is.Publisher.IsZero():
+			return fmt.Errorf("jwtauth: Issuers[%d] (%s): Publisher: no key: set Secret, PublicKey, PublicKeyFile or JWKS", i, is.Name)
+		case c.Issuer != "":
+			return errors.New("jwtauth: set Issuer or Issuers, not both")
+		}
+		seen[is.Name] = true
+	}
+	for _, k := range c.keys() {
+		if !k.key.IsZero() && k.key.JWKS == "" {
+			if err := k.key.Validate(); err != nil {
+				return fmt.Errorf("jwtauth: %s: %w", k.name, err)
+			}
 		}
 	}
 	switch {
+	case c.JWKSRefresh < 0:
+		return errors.New("jwtauth: JWKSRefresh must not be negative")
+	case c.JWKSMinRefresh < 0:
+		return errors.New("jwtauth: JWKSMinRefresh must not be negative")
 	case c.Leeway < 0:
 		return errors.New("jwtauth: Leeway must not be negative")
 	case c.MaxDetails < 0:
@@ -278,4 +385,20 @@ func (c Config) Validate() error {
 		return errors.New("jwtauth: CookieName is not a valid cookie name")
 	}
 	return nil
+}
+
+// namedKey is a key of a Config and the name of its field.
+type namedKey struct {
+	name string
+	key  Key
+}
+
+// keys lists the keys of c, named for messages.
+func (c Config) keys() []namedKey {
+	ks := []namedKey{{"Publisher", c.Publisher}, {"Subscriber", c.Subscriber}}
+	for i, is := range c.Issuers {
+		prefix := fmt.Sprintf("Issuers[%d] (%s).", i, is.Name)
+		ks = append(ks, namedKey{prefix + "Publisher", is.Publisher}, namedKey{prefix + "Subscriber", is.Subscriber})
+	}
+	return ks
 }

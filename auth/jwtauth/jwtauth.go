@@ -2,6 +2,7 @@ package jwtauth
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
@@ -17,7 +18,8 @@ import (
 // Authenticator derives auth.Grants from JWTs. It is safe for concurrent
 // use. Create it with New.
 type Authenticator struct {
-	publisher, subscriber *role
+	publisher, subscriber *role // nil when only Issuers are configured
+	issuers               map[string]*issuerRoles
 	cookies               []string
 	allowQuery            bool
 	maxDetails            int
@@ -36,8 +38,13 @@ type role struct {
 	parser *jwt.Parser
 }
 
+// issuerRoles are the roles of one configured issuer.
+type issuerRoles struct {
+	publisher, subscriber *role
+}
+
 // New returns an Authenticator configured by cfg, or the error of
-// cfg.Validate.
+// cfg.Validate, or the reason a key (such as a JWK Set) cannot be read.
 func New(cfg Config) (*Authenticator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -58,39 +65,69 @@ func New(cfg Config) (*Authenticator, error) {
 		selectors:     sel,
 		requireExp:    cfg.RequireExp,
 		audience:      cfg.Audience != "",
-		issuer:        cfg.Issuer != "",
+		issuer:        cfg.Issuer != "" || len(cfg.Issuers) > 0,
 	}
-	newRole := func(k Key) (*role, error) {
-		v, err := k.verifier()
+	opts := jwksOptions{
+		refresh:    orDefault(cfg.JWKSRefresh, DefaultJWKSRefresh),
+		minRefresh: orDefault(cfg.JWKSMinRefresh, DefaultJWKSMinRefresh),
+		client:     cfg.HTTPClient,
+		now:        cfg.Now,
+	}
+	if opts.client == nil {
+		opts.client = defaultJWKSClient
+	}
+	if opts.now == nil {
+		opts.now = time.Now
+	}
+	newRole := func(name string, k Key, issuer string) (*role, error) {
+		v, err := k.verifier(opts)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("jwtauth: %s: %w", name, err)
 		}
-		opts := []jwt.ParserOption{jwt.WithValidMethods(v.algs), jwt.WithIssuedAt()}
+		popts := []jwt.ParserOption{jwt.WithValidMethods(v.algs), jwt.WithIssuedAt()}
 		if cfg.Audience != "" {
-			opts = append(opts, jwt.WithAudience(cfg.Audience))
+			popts = append(popts, jwt.WithAudience(cfg.Audience))
 		}
-		if cfg.Issuer != "" {
-			opts = append(opts, jwt.WithIssuer(cfg.Issuer))
+		if issuer != "" {
+			popts = append(popts, jwt.WithIssuer(issuer))
 		}
 		if cfg.RequireExp {
-			opts = append(opts, jwt.WithExpirationRequired())
+			popts = append(popts, jwt.WithExpirationRequired())
 		}
 		if cfg.Leeway > 0 {
-			opts = append(opts, jwt.WithLeeway(cfg.Leeway))
+			popts = append(popts, jwt.WithLeeway(cfg.Leeway))
 		}
 		if cfg.Now != nil {
-			opts = append(opts, jwt.WithTimeFunc(cfg.Now))
+			popts = append(popts, jwt.WithTimeFunc(cfg.Now))
 		}
-		return &role{v: v, parser: jwt.NewParser(opts...)}, nil
+		return &role{v: v, parser: jwt.NewParser(popts...)}, nil
+	}
+	// pair builds the publisher and subscriber roles of one key pair.
+	pair := func(prefix string, pub, sub Key, issuer string) (*role, *role, error) {
+		p, err := newRole(prefix+"Publisher", pub, issuer)
+		if err != nil {
+			return nil, nil, err
+		}
+		if sub.IsZero() {
+			return p, p, nil
+		}
+		s, err := newRole(prefix+"Subscriber", sub, issuer)
+		return p, s, err
 	}
 	var err error
-	if a.publisher, err = newRole(cfg.Publisher); err != nil {
-		return nil, err
-	}
-	a.subscriber = a.publisher
-	if !cfg.Subscriber.IsZero() {
-		if a.subscriber, err = newRole(cfg.Subscriber); err != nil {
+	if !cfg.Publisher.IsZero() {
+		if a.publisher, a.subscriber, err = pair("", cfg.Publisher, cfg.Subscriber, cfg.Issuer); err != nil {
 			return nil, err
+		}
+	}
+	if len(cfg.Issuers) > 0 {
+		a.issuers = make(map[string]*issuerRoles, len(cfg.Issuers))
+		for i, is := range cfg.Issuers {
+			r := &issuerRoles{}
+			if r.publisher, r.subscriber, err = pair(fmt.Sprintf("Issuers[%d] (%s).", i, is.Name), is.Publisher, is.Subscriber, is.Name); err != nil {
+				return nil, err
+			}
+			a.issuers[is.Name] = r
 		}
 	}
 	return a, nil
@@ -118,16 +155,40 @@ func (a *Authenticator) Authenticate(r *http.Request, rl auth.Role) (*auth.Grant
 	if err != nil || token == "" {
 		return nil, err
 	}
-	ro := a.subscriber
-	if rl == auth.Publisher {
-		ro = a.publisher
-	}
-	g, aerr := a.verify(ro, token)
+	g, aerr := a.Verify(token, rl)
 	if aerr != nil {
 		return nil, aerr
 	}
 	g.Source = src
 	return g, nil
+}
+
+// Verify returns the grant of token, verified with the key of role, or an
+// *auth.Error with status 401 and code "invalid_token" saying precisely
+// why it is refused. The grant's Source is zero.
+func (a *Authenticator) Verify(token string, rl auth.Role) (*auth.Grant, *auth.Error) {
+	if len(token) > a.maxTokenBytes {
+		return nil, auth.InvalidToken("token is longer than %d bytes", a.maxTokenBytes)
+	}
+	pub, sub := a.publisher, a.subscriber
+	if a.issuers != nil {
+		// The unverified iss only picks among configured keys; the
+		// chosen parser verifies it along with the signature.
+		var rc jwt.RegisteredClaims
+		if _, _, err := jwt.NewParser().ParseUnverified(token, &rc); err == nil {
+			if is, ok := a.issuers[rc.Issuer]; ok {
+				pub, sub = is.publisher, is.subscriber
+			}
+		}
+	}
+	ro := sub
+	if rl == auth.Publisher {
+		ro = pub
+	}
+	if ro == nil {
+		return nil, auth.InvalidToken("unknown issuer")
+	}
+	return a.verify(ro, token)
 }
 
 // b64token is the RFC 6750 token syntax.
@@ -167,18 +228,8 @@ func (a *Authenticator) extract(r *http.Request) (string, auth.Source, error) {
 
 // verify checks token against ro and builds its grant.
 func (a *Authenticator) verify(ro *role, token string) (*auth.Grant, *auth.Error) {
-	if len(token) > a.maxTokenBytes {
-		return nil, auth.InvalidToken("token is longer than %d bytes", a.maxTokenBytes)
-	}
 	var claims tokenClaims
-	t, err := ro.parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
-		// WithValidMethods already refused other algorithms; check
-		// again so that the key is never used with another one.
-		if !slices.Contains(ro.v.algs, t.Method.Alg()) {
-			return nil, errors.New("unexpected signing method")
-		}
-		return ro.v.key, nil
-	})
+	t, err := ro.parser.ParseWithClaims(token, &claims, ro.v.keyFor)
 	if err != nil {
 		return nil, a.describe(err, t, &claims, ro.v.algs)
 	}
@@ -232,6 +283,10 @@ func (a *Authenticator) describe(err error, t *jwt.Token, c *tokenClaims, allowe
 		return auth.InvalidToken("token is malformed")
 	case t != nil && !slices.Contains(allowed, alg):
 		return auth.InvalidToken("signing method %s is not allowed", safeName(alg))
+	case errors.As(err, new(*auth.Error)):
+		var ae *auth.Error
+		errors.As(err, &ae)
+		return ae
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		return auth.InvalidToken("signature is invalid")
 	case errors.Is(err, jwt.ErrTokenExpired):

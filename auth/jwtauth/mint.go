@@ -80,7 +80,7 @@ func Mint(key Key, c Claims) (string, error) {
 	if len(key.Secret) == 0 {
 		return "", errors.New("jwtauth: Mint needs an HMAC secret")
 	}
-	v, err := key.verifier()
+	v, err := key.verifier(jwksOptions{})
 	if err != nil {
 		return "", fmt.Errorf("jwtauth: %w", err)
 	}
