@@ -83,6 +83,16 @@ type Config struct {
 	// Observer is told of publishes, writes to subscribers, refusals and
 	// stream ends, for metrics (see Observer). Nil observes nothing.
 	Observer Observer
+	// Limits bounds the streams of each client IP, each token subject and
+	// the whole hub, and each publisher's rate (429 with Retry-After).
+	// The zero Limits limits nothing.
+	Limits Limits
+	// MaxLifetime ends every stream after this long, less up to 10% at
+	// random so that streams opened together end apart, at an event
+	// boundary; the client reconnects with its Last-Event-ID. Periodic
+	// rotation spreads clients over restarted or added hubs and bounds
+	// what a stream that outlives its purpose holds. Zero means no limit.
+	MaxLifetime time.Duration
 	// GoroutinePerStream serves every stream from its request's goroutine,
 	// as net/http does, instead of serving idle HTTP/1.x streams from
 	// their hijacked connections with no goroutine (see Handler). It costs
@@ -112,6 +122,7 @@ type Handler struct {
 	obs      Observer
 	hijacks  streams
 	watcher  watcher
+	lim      *limiter
 }
 
 // New returns a Handler for cfg.
@@ -140,6 +151,12 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if err := cfg.Limits.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.MaxLifetime < 0 {
+		return nil, errors.New("ssehttp: MaxLifetime must not be negative")
+	}
 	h := &Handler{cfg: cfg, log: cfg.Logger, draining: make(chan struct{}), obs: cfg.Observer}
 	if h.obs == nil {
 		h.obs = nopObserver{}
@@ -160,6 +177,7 @@ func New(cfg Config) (*Handler, error) {
 		return nil, fmt.Errorf("ssehttp: hub URL: %w", err)
 	}
 	h.hubURL, h.hubPath = base, path.Clean("/"+base.Path)
+	h.lim = newLimiter(cfg.Limits, cfg.Now)
 	return h, nil
 }
 
@@ -284,8 +302,18 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := hub.SubscribeRequest{Topics: topics, LastEventID: last}
+	subject := ""
 	if grant != nil {
 		req.CanRead = grant.CanRead
+		subject = grant.Subject
+	}
+	// release must run exactly once when the stream ends, however it
+	// ends: by the hijacked stream's close hooks, or on return here.
+	release, wait, reason, ok := h.lim.acquire(clientIP(r), subject)
+	if !ok {
+		h.obs.Refused(RefusedStreamLimit)
+		h.tooMany(w, r, wait, reason)
+		return
 	}
 	var hj *hijacked
 	if h.hijackable(w, r) {
@@ -294,6 +322,7 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	sub, err := h.cfg.Hub.Subscribe(r.Context(), req)
 	if err != nil {
+		release()
 		h.log.Warn("subscribe failed", "err", err)
 		h.fail(w, r, http.StatusServiceUnavailable, "hub unavailable")
 		return
@@ -304,14 +333,20 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Last-Event-ID", anchor) // the v0.24 name
 	}
 	if hj != nil {
-		if !hj.serve(w, r, sub, h.streamEnd(grant)) {
+		hj.onClose = append(hj.onClose, release)
+		if !hj.serve(w, r, sub, earliest(h.streamEnd(grant), h.lifetimeEnd())) {
+			release()
 			sub.Close()
 			h.log.Error("cannot stream: hijacking the connection failed")
 			h.fail(w, r, http.StatusInternalServerError, "cannot stream")
 		}
 		return
 	}
+	defer release()
 	defer sub.Close()
+	// A server-wide ReadTimeout (against slow request bodies) must not
+	// end the stream: the request is read; only a hang-up remains to see.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	sw, err := sse.Upgrade(w, r, &sse.WriterOptions{WriteTimeout: h.cfg.WriteTimeout})
 	if err != nil {
 		h.log.Error("cannot stream", "err", err)
@@ -407,6 +442,12 @@ func (h *Handler) stream(r *http.Request, sw *sse.Writer, sub *hub.Subscription,
 		defer t.Stop()
 		expiry = t.C
 	}
+	var lifetime <-chan time.Time
+	if end := h.lifetimeEnd(); !end.IsZero() {
+		t := time.NewTimer(max(end.Sub(h.cfg.Now()), 0))
+		defer t.Stop()
+		lifetime = t.C
+	}
 	var batch []*hub.Update
 	var frames [][]byte
 	for {
@@ -419,6 +460,9 @@ func (h *Handler) stream(r *http.Request, sw *sse.Writer, sub *hub.Subscription,
 			return
 		case <-expiry:
 			so.end(EndExpired, nil)
+			return
+		case <-lifetime:
+			so.end(EndMaxLifetime, nil)
 			return
 		case <-heartbeat:
 			if err := sw.Comment(""); err != nil {
@@ -437,7 +481,7 @@ func (h *Handler) stream(r *http.Request, sw *sse.Writer, sub *hub.Subscription,
 					so.end(writeEnd(werr), werr)
 					return
 				}
-				so.wrote(batch)
+				so.wrote(len(batch), so.oldestLive(batch))
 			}
 			clear(batch)
 			if err != nil {
