@@ -1,18 +1,21 @@
 // Package storetest is the conformance suite every hub.Store must pass.
 //
-// A store's tests call Run with a constructor of empty stores, and
-// RunRetention if the store can be limited to a number of updates. This
-// package's own tests run both against hub.MemoryStore, the reference
-// implementation; boltstore runs them against the durable store. Run the
+// A store's tests call Run with a constructor of empty stores,
+// RunRetention if the store can be limited to a number of updates, and
+// RunTopicRetention if it implements per-topic limits (hub.TopicLimits).
+// This package's own tests run them all against hub.MemoryStore, the
+// reference implementation; boltstore runs them against the durable store. Run the
 // suite under -race and with go.uber.org/goleak's VerifyTestMain in the
 // calling package: several cases check that goroutines end on Close and on
 // context cancellation.
 package storetest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -611,4 +614,331 @@ func testRetentionFollow(t *testing.T, s hub.Store) {
 	}
 	cancel()
 	f.stop(t)
+}
+
+// TopicRetention describes a store with per-topic limits, for
+// RunTopicRetention.
+type TopicRetention struct {
+	// New returns a new, empty, open store that applies limits to single
+	// topics, reads the time from now, and has no global limit the suite
+	// could reach (it appends a few dozen updates of at most a few
+	// kilobytes, within a few hours of clock time).
+	New func(t *testing.T, limits hub.TopicLimits, now func() time.Time) hub.Store
+	// Skip maps the names of cases to the reason a store deviates from
+	// them; those cases are skipped with that reason. Use it only for
+	// known, documented bugs.
+	Skip map[string]string
+}
+
+// topicStep appends one update, after advancing the clock by wait.
+type topicStep struct {
+	id     string
+	topics []string
+	size   int // bytes of data; 0 means a short text
+	wait   time.Duration
+}
+
+// on is a step appending a small update with id on topics.
+func on(id string, topics ...string) topicStep { return topicStep{id: id, topics: topics} }
+
+// RunTopicRetention runs the cases of per-topic retention (see
+// hub.TopicLimits): a topic with a rule keeps its own newest updates within
+// the rule's limits, a topic without one keeps everything, and an update is
+// retained while one of its topics retains it. After each case's appends it
+// checks that Read from zero and from every appended position, Bounds and
+// Lookup of every ID agree about the holes retention left. Age limits must
+// be enforced at the latest when the next update is appended.
+func RunTopicRetention(t *testing.T, r TopicRetention) {
+	const kb = 1000
+	cases := []struct {
+		name  string
+		rules map[string]hub.Limits
+		steps []topicStep
+		want  []string // retained IDs, in log order
+	}{{
+		name:  "CountKeepsNewestN",
+		rules: map[string]hub.Limits{"a": {MaxUpdates: 2}},
+		steps: []topicStep{on("a1", "a"), on("b1", "b"), on("a2", "a"), on("a3", "a"), on("b2", "b"), on("a4", "a")},
+		want:  []string{"b1", "a3", "b2", "a4"},
+	}, {
+		name:  "EachMatchingTopicKeepsItsOwn",
+		rules: map[string]hub.Limits{"a": {MaxUpdates: 1}, "c": {MaxUpdates: 1}},
+		steps: []topicStep{on("a1", "a"), on("c1", "c"), on("a2", "a"), on("c2", "c"), on("b1", "b")},
+		want:  []string{"a2", "c2", "b1"},
+	}, {
+		name:  "UnlimitedTopicKeepsSharedUpdate",
+		rules: map[string]hub.Limits{"a": {MaxUpdates: 1}},
+		steps: []topicStep{on("ab1", "a", "b"), on("a2", "a"), on("a3", "a")},
+		want:  []string{"ab1", "a3"},
+	}, {
+		name:  "SharedUpdateGoesWithItsLastTopic",
+		rules: map[string]hub.Limits{"a": {MaxUpdates: 1}, "b": {MaxUpdates: 2}},
+		steps: []topicStep{on("ab1", "a", "b"), on("a2", "a"), on("b2", "b"), on("a3", "a"), on("b3", "b")},
+		want:  []string{"b2", "a3", "b3"},
+	}, {
+		name:  "RepeatedTopicVotesOnce",
+		rules: map[string]hub.Limits{"a": {MaxUpdates: 1}},
+		steps: []topicStep{on("aa1", "a", "a"), on("a2", "a")},
+		want:  []string{"a2"},
+	}, {
+		name:  "OnlyNewestOfTopic",
+		rules: map[string]hub.Limits{"a": {MaxUpdates: 1}},
+		steps: []topicStep{on("a1", "a"), on("a2", "a"), on("a3", "a"), on("a4", "a")},
+		want:  []string{"a4"},
+	}, {
+		name:  "RuleWithoutLimitsKeepsAll",
+		rules: map[string]hub.Limits{"a": {}},
+		steps: []topicStep{on("a1", "a"), on("a2", "a")},
+		want:  []string{"a1", "a2"},
+	}, {
+		name:  "Bytes",
+		rules: map[string]hub.Limits{"a": {MaxBytes: 2500}},
+		steps: []topicStep{
+			{id: "a1", topics: []string{"a"}, size: kb}, {id: "a2", topics: []string{"a"}, size: kb},
+			{id: "b1", topics: []string{"b"}, size: 3 * kb}, {id: "a3", topics: []string{"a"}, size: kb},
+		},
+		want: []string{"a2", "b1", "a3"},
+	}, {
+		name:  "BytesKeepsNewest",
+		rules: map[string]hub.Limits{"a": {MaxBytes: 100}},
+		steps: []topicStep{{id: "a1", topics: []string{"a"}, size: kb}, {id: "a2", topics: []string{"a"}, size: kb}},
+		want:  []string{"a2"},
+	}, {
+		name:  "Age",
+		rules: map[string]hub.Limits{"a": {MaxAge: time.Hour}},
+		steps: []topicStep{
+			on("a1", "a"), on("b1", "b"),
+			{id: "a2", topics: []string{"a"}, wait: 30 * time.Minute},
+			{id: "b2", topics: []string{"b"}, wait: 31 * time.Minute}, // a1 is 61 minutes old
+		},
+		want: []string{"b1", "a2", "b2"},
+	}, {
+		name:  "AgeAndCount",
+		rules: map[string]hub.Limits{"a": {MaxUpdates: 2, MaxAge: time.Hour}},
+		steps: []topicStep{
+			on("a1", "a"), on("a2", "a"), on("a3", "a"),
+			{id: "b1", topics: []string{"b"}, wait: 2 * time.Hour},
+		},
+		want: []string{"b1"},
+	}, {
+		name:  "LookupFindsLaterHolderOfEvictedID",
+		rules: map[string]hub.Limits{"a": {MaxUpdates: 1}},
+		steps: []topicStep{on("dup", "a"), on("x", "b"), on("dup", "b"), on("a2", "a")},
+		want:  []string{"x", "dup", "a2"},
+	}}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if why, ok := r.Skip[c.name]; ok {
+				t.Skip(why)
+			}
+			clk := newClock()
+			limits := func(topic string) (hub.Limits, bool) {
+				l, ok := c.rules[topic]
+				return l, ok
+			}
+			s := r.New(t, limits, clk.Now)
+			t.Cleanup(func() { _ = s.Close() })
+			var all []*hub.Update
+			for _, st := range c.steps {
+				clk.Add(st.wait)
+				data := "data of " + st.id
+				if st.size > 0 {
+					data = strings.Repeat("x", st.size)
+				}
+				all = append(all, appendAll(t, s, &hub.Update{ID: st.id, Topics: st.topics, Data: data})...)
+			}
+			checkRetained(t, s, all, c.want)
+		})
+	}
+	t.Run("Random", func(t *testing.T) {
+		if why, ok := r.Skip["Random"]; ok {
+			t.Skip(why)
+		}
+		for seed := range uint64(3) {
+			t.Run(fmt.Sprint(seed), func(t *testing.T) { testTopicRandom(t, r, seed) })
+		}
+	})
+	t.Run("FollowSeesEvictedUpdates", func(t *testing.T) {
+		if why, ok := r.Skip["FollowSeesEvictedUpdates"]; ok {
+			t.Skip(why)
+		}
+		clk := newClock()
+		s := r.New(t, func(string) (hub.Limits, bool) { return hub.Limits{MaxUpdates: 1}, true }, clk.Now)
+		t.Cleanup(func() { _ = s.Close() })
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		f := follow(ctx, s, hub.Position{})
+		us := appendN(t, s, "f", 5)
+		if got := f.next(t, 5); !slices.Equal(ids(got), ids(us)) {
+			t.Errorf("Follow during appends to a topic keeping 1 update: %v; want every update, %v", ids(got), ids(us))
+		}
+		if got := readAll(t, s, hub.Position{}); !slices.Equal(ids(got), []string{"f4"}) {
+			t.Errorf("Read after the appends: %v; want [f4]", ids(got))
+		}
+		cancel()
+		f.stop(t)
+	})
+}
+
+// checkRetained checks that exactly want, of the appended updates all, are
+// retained, as Read, Bounds and Lookup see it.
+func checkRetained(t *testing.T, s hub.Store, all []*hub.Update, want []string) {
+	t.Helper()
+	got := readAll(t, s, hub.Position{})
+	if !slices.Equal(ids(got), want) {
+		t.Fatalf("retained %v; want %v", ids(got), want)
+	}
+	if !slices.IsSortedFunc(got, func(a, b *hub.Update) int { return cmp.Compare(a.Pos.Seq, b.Pos.Seq) }) {
+		t.Errorf("Read gave seqs %v; want increasing", seqs(got))
+	}
+	// The retained updates are the appended ones, with their positions.
+	kept := make(map[uint64]bool)
+	for _, u := range got {
+		kept[u.Pos.Seq] = true
+	}
+	var retained []*hub.Update
+	for _, u := range all {
+		if kept[u.Pos.Seq] {
+			retained = append(retained, u)
+		}
+	}
+	if !slices.Equal(seqs(retained), seqs(got)) {
+		t.Errorf("Read gave seqs %v; the retained appends have %v", seqs(got), seqs(retained))
+	}
+	oldest, newest := bounds(t, s)
+	if len(retained) > 0 && (oldest != retained[0].Pos || newest != retained[len(retained)-1].Pos) {
+		t.Errorf("Bounds = %v, %v; want %v, %v", oldest, newest, retained[0].Pos, retained[len(retained)-1].Pos)
+	}
+	// Reading after any appended position, retained or not, gives the
+	// retained updates after it.
+	for _, u := range all {
+		var after []*hub.Update
+		for _, r := range retained {
+			if r.Pos.Seq > u.Pos.Seq {
+				after = append(after, r)
+			}
+		}
+		if got := readAll(t, s, u.Pos); !slices.Equal(seqs(got), seqs(after)) {
+			t.Errorf("Read after %q (seq %d) gave %v; want %v", u.ID, u.Pos.Seq, ids(got), ids(after))
+		}
+	}
+	// Lookup finds the earliest retained holder of each ID, and nothing for
+	// an ID no retained update has.
+	for _, u := range all {
+		var want *hub.Update
+		for _, r := range retained {
+			if r.ID == u.ID {
+				want = r
+				break
+			}
+		}
+		pos, err := s.Lookup(context.Background(), u.ID)
+		switch {
+		case want == nil && !errors.Is(err, hub.ErrNotFound):
+			t.Errorf("Lookup(%q) of a discarded update = %v, %v; want ErrNotFound", u.ID, pos, err)
+		case want != nil && (err != nil || pos != want.Pos):
+			t.Errorf("Lookup(%q) = %v, %v; want %v", u.ID, pos, err, want.Pos)
+		}
+	}
+}
+
+// clock is a settable time source for age limits.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *clock { return &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// testTopicRandom appends random updates to topics with different rules
+// and compares what is retained with what the rules say, computed from the
+// whole history at once: an update is retained when one of its topics has
+// no limit, or it is among the newest of one of its topics within that
+// topic's count and byte limits and not older than its age limit.
+func testTopicRandom(t *testing.T, r TopicRetention, seed uint64) {
+	rules := map[string]hub.Limits{
+		"count": {MaxUpdates: 3},
+		"bytes": {MaxBytes: 3500},
+		"age":   {MaxAge: time.Hour},
+		"mixed": {MaxUpdates: 4, MaxBytes: 2500, MaxAge: 90 * time.Minute},
+		"none":  {},
+	}
+	topics := []string{"count", "bytes", "age", "mixed", "none", "free"} // free has no rule
+	rnd := rand.New(rand.NewPCG(seed, 42))
+	clk := newClock()
+	s := r.New(t, func(topic string) (hub.Limits, bool) {
+		l, ok := rules[topic]
+		return l, ok
+	}, clk.Now)
+	t.Cleanup(func() { _ = s.Close() })
+	var all []*hub.Update
+	for i := range 120 {
+		clk.Add(time.Duration(rnd.IntN(10)) * time.Minute)
+		var ts []string
+		for range 1 + rnd.IntN(3) {
+			if rnd.IntN(8) > 0 { // mostly limited topics
+				ts = append(ts, topics[rnd.IntN(4)])
+			} else {
+				ts = append(ts, topics[4+rnd.IntN(2)])
+			}
+		}
+		u := &hub.Update{ID: fmt.Sprint("u", i), Topics: ts, Data: strings.Repeat("x", 1000*(1+rnd.IntN(2)))}
+		if rnd.IntN(10) == 0 {
+			u.ID = fmt.Sprint("u", rnd.IntN(i+1)) // a reused ID
+		}
+		all = append(all, appendAll(t, s, u)...)
+	}
+	// The model: a topic's queue is the longest suffix of its updates
+	// within its count and byte limits (at least its newest), less those
+	// past its age limit. Stores count a few dozen bytes more than the
+	// data of each update; data sizes are multiples of 1000 and byte
+	// limits halfway between, so that this does not matter.
+	now := clk.Now()
+	size := func(u *hub.Update) int64 { return int64(len(u.Data)) }
+	keep := make(map[*hub.Update]bool)
+	for _, topic := range topics {
+		var of []*hub.Update
+		for _, u := range all {
+			if slices.Contains(u.Topics, topic) {
+				of = append(of, u)
+			}
+		}
+		l, ok := rules[topic]
+		if !ok || l == (hub.Limits{}) {
+			for _, u := range of {
+				keep[u] = true
+			}
+			continue
+		}
+		var bytes int64
+		for k := len(of) - 1; k >= 0; k-- {
+			u, n := of[k], len(of)-k
+			bytes += size(u)
+			if n > 1 && (l.MaxUpdates > 0 && n > l.MaxUpdates || l.MaxBytes > 0 && bytes > l.MaxBytes) {
+				break
+			}
+			if l.MaxAge == 0 || now.Sub(u.Time) <= l.MaxAge {
+				keep[u] = true
+			}
+		}
+	}
+	var want []string
+	for _, u := range all {
+		if keep[u] {
+			want = append(want, u.ID)
+		}
+	}
+	checkRetained(t, s, all, want)
 }

@@ -2,6 +2,7 @@ package storetest_test
 
 import (
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -17,5 +18,10 @@ func TestMemoryStore(t *testing.T) {
 	storetest.Run(t, func(*testing.T) hub.Store { return hub.NewMemoryStore(hub.MemoryConfig{}) })
 	storetest.RunRetention(t, storetest.Retention{
 		New: func(_ *testing.T, n int) hub.Store { return hub.NewMemoryStore(hub.MemoryConfig{MaxUpdates: n}) },
+	})
+	storetest.RunTopicRetention(t, storetest.TopicRetention{
+		New: func(_ *testing.T, limits hub.TopicLimits, now func() time.Time) hub.Store {
+			return hub.NewMemoryStore(hub.MemoryConfig{TopicLimits: limits, Now: now})
+		},
 	})
 }
