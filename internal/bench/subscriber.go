@@ -1,0 +1,313 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// readBuffer is the size of each of a subscriber's two read buffers (the
+// connection's and the chunked body's). An event longer than this costs a
+// copy, not an error.
+const readBuffer = 1024
+
+// subscriber is one SSE stream: a goroutine reading a raw HTTP/1.1
+// connection. Its trackers belong to that goroutine; other goroutines see
+// its progress through got and caught.
+type subscriber struct {
+	w      *worker
+	index  int
+	topics [2]uint32
+	ntopic int
+	trk    [2]tracker
+	got    [2]atomic.Uint64 // trk[i].distinct, published for the worker
+
+	lastID, evID []byte
+	long         []byte // a line longer than the read buffer
+
+	mu      sync.Mutex
+	conn    net.Conn
+	stopped bool
+
+	storm       atomic.Pointer[stormSpec] // a storm to start at the next read error
+	stormTarget [2]uint64                 // catching up until trk[i].hi reaches this
+	stormStart  time.Time
+	catching    bool
+}
+
+// slot returns the tracker index of topic, or -1.
+func (s *subscriber) slot(topic uint32) int {
+	for i := range s.ntopic {
+		if s.topics[i] == topic {
+			return i
+		}
+	}
+	return -1
+}
+
+// setConn installs c as the live connection, or reports false if the
+// subscriber was stopped meanwhile.
+func (s *subscriber) setConn(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return false
+	}
+	s.conn = c
+	return true
+}
+
+// interrupt closes the live connection; stop also prevents new ones.
+func (s *subscriber) interrupt(stop bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopped = s.stopped || stop
+	if s.conn != nil {
+		s.conn.Close()
+		s.conn = nil
+	}
+}
+
+func (s *subscriber) isStopped() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopped
+}
+
+// run connects and reads until stopped, reconnecting (with the last event
+// ID seen) when the stream ends or a storm is asked for.
+func (s *subscriber) run(ctx context.Context) {
+	w := s.w
+	first := true
+	for attempt := 0; ; attempt++ {
+		if first {
+			select {
+			case w.dialSem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+		}
+		err := s.session(ctx, func() {
+			if first {
+				first = false
+				<-w.dialSem
+				if w.connected.Add(1) == uint64(len(w.subs)) {
+					w.allConnected()
+				}
+			}
+			attempt = 0
+		})
+		if first {
+			<-w.dialSem
+		}
+		if s.isStopped() || ctx.Err() != nil {
+			return
+		}
+		if st := s.storm.Swap(nil); st != nil {
+			s.beginStorm(st)
+			continue // at once, like every client of a restarted hub
+		}
+		if first {
+			w.connectErrors.Add(1)
+		} else {
+			w.disconnects.Add(1)
+		}
+		if err != nil {
+			w.setLastError(err)
+		}
+		// Back off a little, jittered, so that a hub that drops everyone
+		// is not hammered in lockstep.
+		d := time.Duration(min(attempt+1, 10)) * 100 * time.Millisecond
+		d += rand.N(d)
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return
+		}
+		if !first {
+			w.reconnects.Add(1)
+		}
+	}
+}
+
+// beginStorm rewinds the trackers to st's resume point and sets the
+// Last-Event-ID to resume from there.
+func (s *subscriber) beginStorm(st *stormSpec) {
+	s.stormStart = st.started
+	s.catching = true
+	for i := range s.ntopic {
+		t := s.topics[i]
+		if int(t) >= len(st.Last) {
+			continue
+		}
+		last := st.Last[t]
+		from := last - min(last, st.Behind)
+		if !s.trk[i].rewind(from) {
+			s.w.setLastError(fmt.Errorf("cannot rewind %d events: more than %d behind", st.Behind, window))
+		}
+		s.got[i].Store(s.trk[i].distinct)
+		s.stormTarget[i] = last
+		if i == 0 {
+			s.lastID = appendEventID(s.lastID[:0], st.RunID, t, from)
+		}
+	}
+}
+
+// appendEventID appends the ID the benchmark publishes event seq of topic
+// with, when it chooses IDs.
+func appendEventID(b []byte, runID string, topic uint32, seq uint64) []byte {
+	b = append(b, "sb-"...)
+	b = append(b, runID...)
+	b = append(b, '-')
+	b = strconv.AppendUint(b, uint64(topic), 10)
+	b = append(b, '-')
+	return strconv.AppendUint(b, seq, 10)
+}
+
+// session runs one connection. It calls live once the hub has answered
+// 200 with an event stream.
+func (s *subscriber) session(ctx context.Context, live func()) error {
+	w := s.w
+	d := net.Dialer{Timeout: 10 * time.Second}
+	if n := len(w.localAddrs); n > 0 {
+		d.LocalAddr = w.localAddrs[s.index%n]
+	}
+	conn, err := d.DialContext(ctx, "tcp", w.hostPort)
+	if err != nil {
+		return err
+	}
+	if !s.setConn(conn) {
+		conn.Close()
+		return nil
+	}
+	defer s.interrupt(false)
+	req := w.request(s)
+	if len(s.lastID) > 0 {
+		req = append(req[:len(req)-2], "Last-Event-ID: "...)
+		req = append(req, s.lastID...)
+		req = append(req, "\r\n\r\n"...)
+	}
+	if _, err := conn.Write(req); err != nil {
+		return err
+	}
+	br := bufio.NewReaderSize(conn, readBuffer)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+		msg, _, _ = bytes.Cut(bytes.TrimSpace(msg), []byte("\n"))
+		return fmt.Errorf("hub answered %s: %s", resp.Status, msg)
+	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "text/event-stream" {
+		return fmt.Errorf("hub answered Content-Type %q, not text/event-stream", resp.Header.Get("Content-Type"))
+	}
+	live()
+	return s.read(bufio.NewReaderSize(resp.Body, readBuffer))
+}
+
+// read parses the event stream: the minimum of the SSE algorithm a
+// benchmark needs (fields data, id and event; comments; LF, CRLF or CR
+// line ends are not all handled: a lone CR is not a line end here).
+func (s *subscriber) read(r *bufio.Reader) error {
+	var (
+		p                  Payload
+		hasData, ok, hasID bool
+		typed              bool
+	)
+	for {
+		line, err := r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			s.long = append(s.long[:0], line...)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				line, err = r.ReadSlice('\n')
+				s.long = append(s.long, line...)
+			}
+			line = s.long
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return errors.New("hub ended the stream")
+			}
+			return err
+		}
+		line = bytes.TrimSuffix(line[:len(line)-1], []byte("\r"))
+		if len(line) == 0 {
+			if hasID {
+				s.lastID, s.evID = s.evID, s.lastID
+			}
+			switch {
+			case typed:
+				s.w.other.Add(1)
+			case hasData && ok:
+				s.deliver(p)
+			case hasData:
+				s.w.foreign.Add(1)
+			}
+			hasData, ok, hasID, typed = false, false, false, false
+			continue
+		}
+		if line[0] == ':' {
+			continue
+		}
+		name, value, found := bytes.Cut(line, []byte(":"))
+		if found && len(value) > 0 && value[0] == ' ' {
+			value = value[1:]
+		}
+		switch string(name) {
+		case "data":
+			if !hasData {
+				hasData = true
+				var perr error
+				p, perr = ParsePayload(value)
+				ok = perr == nil
+			}
+		case "id":
+			hasID = true
+			s.evID = append(s.evID[:0], value...)
+		case "event":
+			typed = len(value) > 0 && string(value) != "message"
+		}
+	}
+}
+
+// deliver accounts for one benchmark event.
+func (s *subscriber) deliver(p Payload) {
+	w := s.w
+	now := time.Now()
+	w.latency.record(now.UnixNano() - p.Sent)
+	w.delivered.Add(1)
+	w.lastDelivery.Store(now.UnixNano())
+	i := s.slot(p.Topic)
+	if i < 0 {
+		w.foreign.Add(1)
+		return
+	}
+	s.trk[i].mark(p.Seq)
+	s.got[i].Store(s.trk[i].distinct)
+	if s.catching {
+		for j := range s.ntopic {
+			if s.trk[j].hi < s.stormTarget[j] {
+				return
+			}
+		}
+		s.catching = false
+		w.catchup.record(int64(now.Sub(s.stormStart)))
+		if w.caughtUp.Add(1) == uint64(len(w.subs)) {
+			w.nudge()
+		}
+	}
+}
