@@ -57,7 +57,7 @@ func (h *Hub) CatchUp(ctx context.Context, req CatchUpRequest) (CatchUpPage, err
 	limit = min(limit, h.cfg.ReplayLimit)
 	s := &Subscription{h: h, all: req.Topics, canRead: req.CanRead}
 	var page CatchUpPage
-	after := Position{Epoch: h.epoch}
+	after := Position{Epoch: *h.epoch.Load()}
 	page.LastID = req.After
 	switch {
 	case req.Cursor.Seq != 0:

@@ -87,6 +87,9 @@ func (c *counters) countGap(reason GapReason) {
 var (
 	// ErrSlowConsumer ends a subscription whose queue overflowed.
 	ErrSlowConsumer = errors.New("hub: subscriber too slow, queue overflowed")
+	// ErrHistoryLost ends every subscription when the store lost its
+	// history (a new epoch); clients resume and are told of the gap.
+	ErrHistoryLost = errors.New("hub: the store lost its history")
 	// ErrInvalidUpdate is wrapped by every validation error of Publish.
 	ErrInvalidUpdate = errors.New("hub: invalid update")
 )
@@ -114,7 +117,7 @@ type Hub struct {
 	count    int
 	closed   bool
 	lastSeq  atomic.Uint64 // seq of the last update dispatched
-	epoch    string
+	epoch    atomic.Pointer[string]
 }
 
 // New starts a hub following cfg.Store from its current end.
@@ -156,7 +159,7 @@ func New(cfg Config) (*Hub, error) {
 		return nil, fmt.Errorf("hub: reading store bounds: %w", err)
 	}
 	h.lastSeq.Store(newest.Seq)
-	h.epoch = newest.Epoch
+	h.epoch.Store(&newest.Epoch)
 	h.idem = newIdempotency(cfg.IdempotencyWindow, cfg.IdempotencyKeys, cfg.Now)
 	if err := h.relearnKeys(newest); err != nil {
 		return nil, err
@@ -168,13 +171,45 @@ func New(cfg Config) (*Hub, error) {
 }
 
 // run is the dispatcher: it follows the store and fans every update out.
+// When the store reports that its history was lost (a new epoch: a Redis
+// flushed, a JetStream stream recreated), every subscription is ended so
+// that its client resumes and is told of the gap, and dispatch goes on in
+// the new epoch. Any other failure is retried after a pause; stores are
+// expected to ride out transient faults themselves.
 func (h *Hub) run(ctx context.Context, from Position) {
 	defer close(h.done)
-	err := h.store.Follow(ctx, from, h.dispatch)
-	if ctx.Err() == nil {
-		h.log.Error("hub: following the store failed; ending all subscriptions", "err", err)
-		h.runErr = err
-		h.endAll(fmt.Errorf("hub: store failed: %w", err))
+	pause := 100 * time.Millisecond
+	for {
+		err := h.store.Follow(ctx, from, h.dispatch)
+		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, ErrClosed) {
+			h.log.Error("hub: the store was closed; ending all subscriptions")
+			h.runErr = err
+			h.endAll(fmt.Errorf("hub: store failed: %w", err))
+			return
+		}
+		if errors.Is(err, ErrEpochChanged) {
+			if _, newest, berr := h.store.Bounds(ctx); berr == nil && newest.Epoch != from.Epoch {
+				h.log.Warn("hub: the store lost its history; ending every subscription so that clients resume and learn of the gap",
+					"old_epoch", from.Epoch, "new_epoch", newest.Epoch)
+				h.epoch.Store(&newest.Epoch)
+				h.lastSeq.Store(newest.Seq)
+				h.endAll(ErrHistoryLost)
+				from, pause = newest, 100*time.Millisecond
+				continue
+			}
+		}
+		h.log.Error("hub: following the store failed; retrying", "err", err, "in", pause)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 5*time.Second)
+		// Resume after the last update dispatched.
+		from = Position{Seq: h.lastSeq.Load(), Epoch: *h.epoch.Load()}
 	}
 }
 

@@ -138,7 +138,7 @@ func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest) (*Subscriptio
 	case "":
 	case Earliest:
 		s.replaying = true
-		s.replayAfter = Position{Epoch: h.epoch}
+		s.replayAfter = Position{Epoch: *h.epoch.Load()}
 		s.resume.Anchor = Earliest
 	default:
 		pos, err := h.resolve(ctx, s, req.LastEventID)
