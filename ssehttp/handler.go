@@ -507,6 +507,11 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 		h.forbidden(w, r, "publishing with a cookie requires an allowed Origin or Referer")
 		return
 	}
+	if wait, ok := h.lim.allowPublish(publisherKey(r, grant)); !ok {
+		h.obs.Refused(RefusedPublishRate)
+		h.tooMany(w, r, wait, "publish rate limit exceeded")
+		return
+	}
 	ct := r.Header.Get("Content-Type")
 	if mt, _, _ := strings.Cut(ct, ";"); !strings.EqualFold(strings.TrimSpace(mt), "application/x-www-form-urlencoded") {
 		h.fail(w, r, http.StatusUnsupportedMediaType, "publish body must be application/x-www-form-urlencoded")
