@@ -3,7 +3,6 @@ package ssehttp
 import (
 	"bytes"
 	"context"
-	"errors"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -41,18 +40,16 @@ type hijacked struct {
 	// at zero only after a pass that saw no newer call. It starts at 1:
 	// the handler goroutine is the first flusher.
 	pending atomic.Int64
-	stop    atomic.Pointer[string] // why the stream must end, once set
-	beat    atomic.Bool            // a heartbeat is due
-	done    bool                   // flusher-owned: the stream has ended
+	stop    atomic.Pointer[EndReason] // why the stream must end, once set
+	beat    atomic.Bool               // a heartbeat is due
+	done    bool                      // flusher-owned: the stream has ended
 
 	heartbeat *time.Timer
 	deadline  *time.Timer // credentials' expiry or maximum lifetime
 	watchID   uint32      // hang-up watcher registration, 0 if none
 
-	opened  time.Time
-	remote  string
-	sent    int // flusher-owned: updates written
-	onClose []func()
+	so      *streamObs // flusher-owned once serve starts
+	onClose []func()   // run once when the stream ends (limits' release)
 }
 
 // bufPool recycles the buffers flushers encode into. Buffers that grew
@@ -107,8 +104,8 @@ func (h *Handler) hijackable(w http.ResponseWriter, r *http.Request) bool {
 
 // newHijacked prepares a stream; it is started by serveHijacked once the
 // subscription exists, since the subscription's Notify is its notify.
-func (h *Handler) newHijacked(r *http.Request) *hijacked {
-	st := &hijacked{h: h, opened: h.cfg.Now(), remote: r.RemoteAddr}
+func (h *Handler) newHijacked() *hijacked {
+	st := &hijacked{h: h}
 	st.pending.Store(1)
 	return st
 }
@@ -118,7 +115,9 @@ func (h *Handler) newHijacked(r *http.Request) *hijacked {
 // running on its own. It reports false, with nothing written and the
 // connection still net/http's, if the connection cannot be hijacked after
 // all; the caller still owns sub then.
-func (st *hijacked) serve(w http.ResponseWriter, r *http.Request, sub *hub.Subscription, expires time.Time) (ok bool) {
+// The stream ends at expires (credentials) or at lifetime (MaxLifetime),
+// whichever comes first; the zero time means never.
+func (st *hijacked) serve(w http.ResponseWriter, r *http.Request, sub *hub.Subscription, topics []hub.Matcher, expires, lifetime time.Time) (ok bool) {
 	h := st.h
 	st.sub = sub
 	st.head = streamHead(w.Header(), r.Proto)
@@ -139,6 +138,9 @@ func (st *hijacked) serve(w http.ResponseWriter, r *http.Request, sub *hub.Subsc
 		_, _ = conn.Write([]byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: 1\r\nContent-Length: 21\r\nConnection: close\r\n\r\nhub is shutting down\n"))
 		conn.Close()
 		sub.Close()
+		for _, f := range st.onClose {
+			f()
+		}
 		return true
 	}
 	st.watchID = h.watcher.add(st, conn)
@@ -147,10 +149,14 @@ func (st *hijacked) serve(w http.ResponseWriter, r *http.Request, sub *hub.Subsc
 		// so that streams opened together do not beat together.
 		st.heartbeat = time.AfterFunc(hb/2+rand.N(hb/2+1), st.onBeat)
 	}
-	if !expires.IsZero() {
-		st.deadline = time.AfterFunc(max(expires.Sub(h.cfg.Now()), 0), func() { st.end("credentials expired") })
+	if end := earliest(expires, lifetime); !end.IsZero() {
+		reason := EndExpired
+		if end.Equal(lifetime) {
+			reason = EndMaxLifetime
+		}
+		st.deadline = time.AfterFunc(max(end.Sub(h.cfg.Now()), 0), func() { st.end(reason) })
 	}
-	h.log.Debug("stream opened", "remote", st.remote, "mode", "hijacked")
+	st.so = h.openStream(r, topics, sub)
 	st.flush() // as the first flusher: pending is 1
 	return true
 }
@@ -171,7 +177,7 @@ func (st *hijacked) notify() {
 }
 
 // end makes the stream end, after the write under way, for reason.
-func (st *hijacked) end(reason string) {
+func (st *hijacked) end(reason EndReason) {
 	if st.stop.CompareAndSwap(nil, &reason) {
 		st.notify()
 	}
@@ -198,7 +204,7 @@ func (st *hijacked) writeOnce() bool {
 		return false
 	}
 	if reason := st.stop.Load(); reason != nil {
-		st.finish(*reason)
+		st.finish(*reason, nil)
 		return false
 	}
 	bp := batchPool.Get().(*[]*hub.Update)
@@ -209,7 +215,7 @@ func (st *hijacked) writeOnce() bool {
 	for _, u := range batch {
 		b = append(b, u.Frame()...)
 	}
-	st.sent += len(batch)
+	n, oldest := len(batch), st.so.oldestLive(batch)
 	clear(batch)
 	*bp = batch[:0]
 	batchPool.Put(bp)
@@ -227,23 +233,20 @@ func (st *hijacked) writeOnce() bool {
 		*buf = b[:0]
 		bufPool.Put(buf)
 	}
-	switch {
-	case werr != nil:
-		st.finish("write failed: " + werr.Error())
+	if werr != nil {
+		st.finish(writeEnd(werr), werr)
 		return false
-	case errors.Is(derr, hub.ErrSlowConsumer):
-		st.h.log.Info("stream ended: slow consumer", "remote", st.remote, "reason", "queue-overflow")
-		st.finish("slow consumer")
-		return false
-	case derr != nil:
-		st.finish(derr.Error())
+	}
+	st.so.wrote(n, oldest)
+	if derr != nil {
+		st.finish(drainEnd(derr), derr)
 		return false
 	}
 	return true
 }
 
 // finish ends the stream: it runs on the flusher, once.
-func (st *hijacked) finish(reason string) {
+func (st *hijacked) finish(reason EndReason, err error) {
 	st.done = true
 	if st.heartbeat != nil {
 		st.heartbeat.Stop()
@@ -257,8 +260,7 @@ func (st *hijacked) finish(reason string) {
 	for _, f := range st.onClose {
 		f()
 	}
-	st.h.log.Debug("stream closed", "remote", st.remote, "reason", reason,
-		"events", st.sent, "duration", st.h.cfg.Now().Sub(st.opened).Round(time.Millisecond).String())
+	st.so.end(reason, err)
 	st.h.untrack(st)
 }
 
@@ -316,7 +318,7 @@ func (h *Handler) drainHijacked() {
 	}
 	s.mu.Unlock()
 	for _, st := range all {
-		st.end("hub draining")
+		st.end(EndDrain)
 	}
 }
 

@@ -317,7 +317,7 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	var hj *hijacked
 	if h.hijackable(w, r) {
-		hj = h.newHijacked(r)
+		hj = h.newHijacked()
 		req.Notify = hj.notify
 	}
 	sub, err := h.cfg.Hub.Subscribe(r.Context(), req)
@@ -334,7 +334,7 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	if hj != nil {
 		hj.onClose = append(hj.onClose, release)
-		if !hj.serve(w, r, sub, earliest(h.streamEnd(grant), h.lifetimeEnd())) {
+		if !hj.serve(w, r, sub, topics, h.streamEnd(grant), h.lifetimeEnd()) {
 			release()
 			sub.Close()
 			h.log.Error("cannot stream: hijacking the connection failed")

@@ -141,7 +141,7 @@ func (w *watcher) run(epfd int, wake [2]int) {
 		}
 		w.mu.Unlock()
 		for _, st := range hung {
-			st.end("client closed the connection")
+			st.end(EndClientGone)
 		}
 		if exit {
 			return
