@@ -799,7 +799,8 @@ func (c *coordinator) ramp(ctx context.Context, res *Result, pubs *publishers) e
 		}
 		secs := time.Since(t0).Seconds()
 		c.mu.Lock()
-		h := c.step
+		h := c.step // the counts are ours now: c.step starts afresh
+		c.step = Histogram{}
 		c.mu.Unlock()
 		st := RampStep{
 			Rate:                rate,
