@@ -1,0 +1,101 @@
+package redisstore_test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ssehub/ssehub/hub"
+	"github.com/ssehub/ssehub/internal/testsvc"
+	"github.com/ssehub/ssehub/redisstore"
+)
+
+// benchUpdate is a typical update: a UUID ID, one URL topic and a 100-byte
+// payload of base64-like text.
+func benchUpdate() *hub.Update {
+	var b [100]byte
+	_, _ = rand.Read(b[:])
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	for i := range b {
+		b[i] = alphabet[b[i]%64]
+	}
+	return &hub.Update{ID: hub.NewID(), Topics: []string{"https://example.com/books/12345"}, Data: string(b[:]), Time: time.Now()}
+}
+
+// appendConcurrently appends n updates from the given number of
+// goroutines, each waiting for its Append before the next.
+func appendConcurrently(tb testing.TB, s hub.Store, appenders, n int) {
+	var left atomic.Int64
+	left.Store(int64(n))
+	var wg sync.WaitGroup
+	for range appenders {
+		wg.Go(func() {
+			for left.Add(-1) >= 0 {
+				if err := s.Append(context.Background(), benchUpdate()); err != nil {
+					tb.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// BenchmarkAppend measures acknowledged appends to a redis-server with
+// appendonly yes and appendfsync always, with 1 and 32 concurrent
+// appenders, under the default limits (so retention runs on every append
+// once the log is full).
+func BenchmarkAppend(b *testing.B) {
+	r := testsvc.StartRedis(b)
+	for _, appenders := range []int{1, 32} {
+		b.Run(fmt.Sprintf("appenders=%d", appenders), func(b *testing.B) {
+			s := open(b, freshURL(r), redisstore.Config{Limits: redisstore.DefaultLimits})
+			b.ResetTimer()
+			start := time.Now()
+			appendConcurrently(b, s, appenders, b.N)
+			el := time.Since(start)
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/el.Seconds(), "appends/s")
+		})
+	}
+}
+
+// BenchmarkCrossNodeLatency measures the time from an Append on node A to
+// the Follow callback on node B (two Stores on one Redis), one update at a
+// time, and reports the median and 99th percentile.
+func BenchmarkCrossNodeLatency(b *testing.B) {
+	r := testsvc.StartRedis(b)
+	url := freshURL(r)
+	a := open(b, url, redisstore.Config{})
+	nodeB := open(b, url, redisstore.Config{})
+	_, newest, err := nodeB.Bounds(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	got := make(chan time.Time, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- nodeB.Follow(ctx, newest, func(*hub.Update) { got <- time.Now() })
+	}()
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		if err := a.Append(context.Background(), benchUpdate()); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, (<-got).Sub(start))
+	}
+	b.StopTimer()
+	cancel()
+	<-done
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
