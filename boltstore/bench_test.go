@@ -113,3 +113,30 @@ func BenchmarkLookup(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAppendTopicLimited measures durable appends with 32 appenders
+// to one topic that keeps its newest 100 updates, so that nearly every
+// append also deletes one (the steady state of per-topic retention),
+// against the same topic without a limit.
+func BenchmarkAppendTopicLimited(b *testing.B) {
+	for _, c := range []struct {
+		name   string
+		limits hub.TopicLimits
+	}{
+		{"unlimited", nil},
+		{"keep=100", func(string) (hub.Limits, bool) { return hub.Limits{MaxUpdates: 100}, true }},
+		{"keep=100,age=1h", func(string) (hub.Limits, bool) { return hub.Limits{MaxUpdates: 100, MaxAge: time.Hour}, true }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			dir := b.TempDir()
+			s := open(b, dir, boltstore.Config{TopicLimits: c.limits})
+			appendConcurrently(b, s, 32, 1000) // past the limit
+			b.ResetTimer()
+			start := time.Now()
+			appendConcurrently(b, s, 32, b.N)
+			el := time.Since(start)
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/el.Seconds(), "appends/s")
+		})
+	}
+}

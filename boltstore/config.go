@@ -3,6 +3,8 @@ package boltstore
 import (
 	"math"
 	"time"
+
+	"github.com/ssehub/ssehub/hub"
 )
 
 // Config configures a Store. The zero value is usable: every zero field
@@ -20,8 +22,8 @@ type Config struct {
 	// MaxAge is how long an update is retained after its Time. Zero means
 	// 24 hours; a negative value means no limit.
 	MaxAge time.Duration
-	// RetentionInterval is how often the writer enforces MaxAge while no
-	// updates arrive (appends enforce every limit as they commit). Zero
+	// RetentionInterval is how often the writer enforces MaxAge (and the
+	// age limits of TopicLimits) while no updates arrive (appends enforce every limit as they commit). Zero
 	// means one minute.
 	RetentionInterval time.Duration
 	// MaxBatch caps how many appends share one transaction and fsync.
@@ -33,6 +35,15 @@ type Config struct {
 	// TailSize is how many recent updates are kept in memory for Follow,
 	// which reads older ones from disk. Zero means 4096.
 	TailSize int
+	// TopicLimits, when set, limits the history of single topics (see
+	// hub.TopicLimits for the semantics), in bytes as MaxBytes counts them.
+	// A topic's count and byte limits are enforced in the transaction that
+	// appends to it; age limits in every transaction and every
+	// RetentionInterval. A rule applies to the updates appended while it
+	// is in force: updates appended before a rule named their topic are
+	// left to the global limits. MaxUpdates, MaxBytes and MaxAge still
+	// apply to the whole log.
+	TopicLimits hub.TopicLimits
 	// Now returns the current time, for age retention and for stamping
 	// updates appended without a Time. Nil means time.Now.
 	Now func() time.Time

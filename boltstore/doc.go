@@ -21,22 +21,39 @@
 //
 // # Layout
 //
-// The file data.db holds three buckets. "log" maps an 8-byte big-endian
+// The file data.db holds six buckets. "log" maps an 8-byte big-endian
 // sequence number to the update's compact binary record (see encode).
 // "ids" maps the first 8 bytes of SHA-256(ID) followed by the sequence
 // number to nothing: Lookup seeks to the hash prefix and checks candidates
 // in sequence order, so finding an ID costs one index seek and one record
 // read whatever the size of the history, and a forged or ancient ID costs
-// the same as a known one. "meta" holds the epoch, the next sequence number
-// and the retained byte count, updated in the same transaction as the log.
+// the same as a known one. "meta" holds the epoch, the next sequence
+// number, and the retained byte count and update count, updated in the
+// same transaction as the log. "topics", "topicstate" and "ages" hold
+// per-topic retention (see topics.go): for each topic with limits, the
+// updates it retains in sequence order, their count and size, and the
+// deadlines of its age limit in time order. They are written in the same
+// transactions as the log, so a crash leaves them consistent with it.
+//
+// A data directory written before per-topic retention existed (without the
+// three topic buckets and with no update count) opens unchanged: the
+// buckets are created and the count is the span of the log. Older versions
+// of ssehub cannot open a directory once this version has written to it.
 //
 // # Retention
 //
 // The writer enforces Config's count, byte and age limits in the same
 // transactions that append, deleting the oldest updates and their index
 // entries, a bounded number per transaction so that a lowered limit is
-// caught up with gradually. While no updates arrive it checks the age limit
-// every RetentionInterval. Limits are global; per-topic limits are not
-// implemented yet. Freed pages are reused by later appends; the file does
-// not shrink.
+// caught up with gradually. While no updates arrive it checks the age
+// limits every RetentionInterval.
+//
+// Config.TopicLimits adds limits per topic. Appending an update to a
+// limited topic enters it in that topic's queue and deletes the topic's
+// oldest entries beyond its count and byte limits; an update whose last
+// entry goes, and that has no topic without limits, is deleted with its
+// index entry. Deleting from the middle leaves holes in the sequence:
+// Read skips them, Lookup does not find their IDs, and Bounds reports the
+// oldest and newest updates still retained. Freed pages are reused by
+// later appends; the file does not shrink.
 package boltstore

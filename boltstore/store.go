@@ -30,7 +30,10 @@ var (
 	bucketIDs  = []byte("ids")
 	bucketMeta = []byte("meta")
 	keyEpoch   = []byte("epoch")
-	keyState   = []byte("state") // next seq (8 bytes) + retained bytes (8 bytes)
+	// keyState holds the next seq, the retained bytes and the retained
+	// count, 8 bytes each. Stores written before per-topic retention kept
+	// only the first two: their count is the span of the log.
+	keyState = []byte("state")
 )
 
 // Store is a hub.Store kept in a bbolt file. It is safe for concurrent use.
@@ -49,15 +52,21 @@ type Store struct {
 	writerDone chan struct{} // closed when the writer has stopped
 	closeOnce  sync.Once
 
-	// Writer-owned: the next seq to assign and the retained bytes.
-	next  uint64
-	bytes int64
+	// Writer-owned: the next seq to assign, the retained bytes and count,
+	// and whether the topic buckets may hold entries.
+	next       uint64
+	bytes      int64
+	count      uint64
+	topicIndex bool
 
 	mu        sync.RWMutex
 	closed    bool
 	first     uint64        // oldest retained seq; first > last when empty
 	last      uint64        // newest durable seq; 0 before any append
+	newest    uint64        // newest retained seq; 0 when empty
+	floor     uint64        // global limits deleted everything before it
 	retained  int64         // bytes of the retained records (Size)
+	kept      uint64        // number of retained records (Size)
 	tail      []*hub.Update // recent updates, tail[i].Pos.Seq == tailFirst+i
 	tailFirst uint64
 	changed   chan struct{} // closed and replaced after every commit
@@ -70,8 +79,12 @@ type request struct {
 	u     *hub.Update
 	rec   []byte
 	hash  [8]byte
-	state atomic.Int32 // pending, taken or canceled
-	done  chan error   // capacity 1; the writer answers every taken request
+	votes []topicVote // its limited topics
+	// pinned: one of its topics has no limit, so only the global limits
+	// delete it.
+	pinned bool
+	state  atomic.Int32 // pending, taken or canceled
+	done   chan error   // capacity 1; the writer answers every taken request
 }
 
 const (
@@ -122,7 +135,7 @@ func Open(dir string, cfg Config) (*Store, error) {
 // load creates the buckets and epoch of a new store and reads the state of
 // an existing one.
 func (s *Store) load(tx *bolt.Tx) error {
-	for _, name := range [][]byte{bucketLog, bucketIDs, bucketMeta} {
+	for _, name := range [][]byte{bucketLog, bucketIDs, bucketMeta, bucketTopics, bucketTopicState, bucketAges} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}
@@ -139,18 +152,31 @@ func (s *Store) load(tx *bolt.Tx) error {
 		}
 	}
 	s.next = 1
-	if st := meta.Get(keyState); len(st) == 16 {
+	st := meta.Get(keyState)
+	switch len(st) {
+	case 0:
+	case 16, 24:
 		s.next = binary.BigEndian.Uint64(st)
 		s.bytes = int64(binary.BigEndian.Uint64(st[8:]))
-	} else if st != nil {
+	default:
 		return fmt.Errorf("%w: state of %d bytes", errCorrupt, len(st))
 	}
 	s.last = s.next - 1
 	s.first = s.next
-	s.retained = s.bytes
-	if k, _ := tx.Bucket(bucketLog).Cursor().First(); k != nil {
+	c := tx.Bucket(bucketLog).Cursor()
+	if k, _ := c.First(); k != nil {
 		s.first = binary.BigEndian.Uint64(k)
+		k, _ = c.Last()
+		s.newest = binary.BigEndian.Uint64(k)
 	}
+	if len(st) == 24 {
+		s.count = binary.BigEndian.Uint64(st[16:])
+	} else if s.newest != 0 {
+		s.count = s.newest - s.first + 1 // no holes before per-topic retention
+	}
+	s.floor, s.retained, s.kept = s.first, s.bytes, s.count
+	k, _ := tx.Bucket(bucketTopics).Cursor().First()
+	s.topicIndex = s.cfg.TopicLimits != nil || k != nil
 	return nil
 }
 
@@ -178,6 +204,7 @@ func (s *Store) Append(ctx context.Context, u *hub.Update) error {
 	}
 	r := &request{u: u, rec: encode(make([]byte, 0, encodedSize(u)), u), done: make(chan error, 1)}
 	r.hash = idHash(u.ID)
+	r.votes, r.pinned = votes(s.cfg.TopicLimits, u)
 	select {
 	case s.reqs <- r:
 	case <-s.quit:
@@ -254,29 +281,39 @@ func (s *Store) take(batch []*request, r *request) []*request {
 // transaction, then publishes it and answers its requests.
 func (s *Store) commit(batch []*request) {
 	now := s.cfg.Now()
-	next, total := s.next, s.bytes
-	first := s.first // writer-owned in practice: only the writer changes it
+	next := s.next
+	floor := s.floor // writer-owned in practice: only the writer changes it
 	last := next - 1 + uint64(len(batch))
 	if len(batch) == 0 && !s.mustEvict(now) {
 		return
 	}
+	var first, newest uint64
+	var w *txn
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		logB, ids, meta := tx.Bucket(bucketLog), tx.Bucket(bucketIDs), tx.Bucket(bucketMeta)
-		logB.FillPercent = 1 // keys only ever grow: pack the pages
+		w = &txn{
+			log: tx.Bucket(bucketLog), ids: tx.Bucket(bucketIDs),
+			topics: tx.Bucket(bucketTopics), state: tx.Bucket(bucketTopicState), ages: tx.Bucket(bucketAges),
+			total: s.bytes, count: s.count, budget: 2*len(batch) + 1024, topicIndex: s.topicIndex,
+		}
+		w.log.FillPercent = 1 // keys only ever grow: pack the pages
 		for i, r := range batch {
 			seq := next + uint64(i)
-			if err := logB.Put(seqKey(seq), r.rec); err != nil {
+			if err := w.log.Put(seqKey(seq), r.rec); err != nil {
 				return err
 			}
-			if err := ids.Put(idKey(r.hash, seq), nil); err != nil {
+			if err := w.ids.Put(idKey(r.hash, seq), nil); err != nil {
 				return err
 			}
-			total += int64(len(r.rec))
+			w.total += int64(len(r.rec))
+			w.count++
+			if err := w.vote(seq, r); err != nil {
+				return err
+			}
 		}
-		// Retention: delete from the oldest while a limit is exceeded, at
-		// most a bounded number per transaction.
-		c := logB.Cursor()
-		for budget := 2*len(batch) + 1024; budget > 0; budget-- {
+		// Global retention: delete from the oldest while a limit is
+		// exceeded, at most a bounded number per transaction.
+		c := w.log.Cursor()
+		for w.budget > 0 {
 			k, v := c.First()
 			if k == nil {
 				break
@@ -286,25 +323,32 @@ func (s *Store) commit(batch []*request) {
 			if err != nil {
 				return fmt.Errorf("%w at seq %d", err, seq)
 			}
-			if !s.expired(last-seq+1, total, h.time, now) {
+			if !s.expired(w.count, w.total, h.time, now) {
 				break
 			}
-			if err := ids.Delete(idKey(idHash(string(h.id)), seq)); err != nil {
+			w.budget--
+			if err := w.deleteUpdate(seq, v, true); err != nil {
 				return err
 			}
-			total -= int64(len(v))
-			if err := c.Delete(); err != nil {
-				return err
-			}
-			first = seq + 1
+			floor = seq + 1
 		}
-		if len(batch) == 0 && first == s.first {
+		if err := w.expireTopics(now); err != nil {
+			return err
+		}
+		first = last + 1
+		if k, _ := c.First(); k != nil {
+			first = binary.BigEndian.Uint64(k)
+			k, _ = c.Last()
+			newest = binary.BigEndian.Uint64(k)
+		}
+		if len(batch) == 0 && w.count == s.count && w.total == s.bytes {
 			return nil
 		}
-		var st [16]byte
+		var st [24]byte
 		binary.BigEndian.PutUint64(st[:], last+1)
-		binary.BigEndian.PutUint64(st[8:], uint64(total))
-		return meta.Put(keyState, st[:])
+		binary.BigEndian.PutUint64(st[8:], uint64(w.total))
+		binary.BigEndian.PutUint64(st[16:], w.count)
+		return tx.Bucket(bucketMeta).Put(keyState, st[:])
 	})
 	if err != nil {
 		err = fmt.Errorf("boltstore: appending to %s: %w", s.dir, err)
@@ -313,12 +357,13 @@ func (s *Store) commit(batch []*request) {
 		}
 		return
 	}
-	s.next, s.bytes = last+1, total
+	s.next, s.bytes, s.count = last+1, w.total, w.count
 	for i, r := range batch {
 		r.u.Pos = hub.Position{Seq: next + uint64(i), Epoch: s.epoch}
 	}
 	s.mu.Lock()
-	s.first, s.last, s.retained = first, last, total
+	s.first, s.last, s.newest, s.floor = first, last, newest, floor
+	s.retained, s.kept = w.total, w.count
 	if len(batch) > 0 {
 		if len(s.tail) == 0 || s.tailFirst+uint64(len(s.tail)) != next {
 			s.tail, s.tailFirst = s.tail[:0], next
@@ -349,16 +394,20 @@ func (s *Store) expired(count uint64, total int64, t time.Time, now time.Time) b
 	return s.cfg.MaxAge > 0 && !t.IsZero() && now.Sub(t) > s.cfg.MaxAge
 }
 
-// mustEvict reports whether the oldest update has outlived MaxAge.
+// mustEvict reports whether the oldest update has outlived MaxAge, or an
+// update has outlived the age limit of one of its topics.
 func (s *Store) mustEvict(now time.Time) bool {
-	if s.cfg.MaxAge < 0 || s.first > s.last {
+	if s.count == 0 {
 		return false
 	}
 	var old bool
 	_ = s.db.View(func(tx *bolt.Tx) error {
-		if _, v := tx.Bucket(bucketLog).Cursor().First(); v != nil {
+		if _, v := tx.Bucket(bucketLog).Cursor().First(); v != nil && s.cfg.MaxAge > 0 {
 			h, err := decodeHeader(v)
 			old = err == nil && !h.time.IsZero() && now.Sub(h.time) > s.cfg.MaxAge
+		}
+		if k, _ := tx.Bucket(bucketAges).Cursor().First(); k != nil && !old {
+			old = int64(binary.BigEndian.Uint64(k)^1<<63) < now.UnixNano()
 		}
 		return nil
 	})
@@ -484,8 +533,10 @@ func (s *Store) read(ctx context.Context, after hub.Position, upto uint64, fn fu
 
 // Follow calls fn with every update appended after after, in order, once
 // it is durable. Recent updates come from memory (the same values Append
-// was given); older ones are read from disk first. A position older than
-// the oldest retained update follows from the oldest.
+// was given), whether or not per-topic limits have deleted them since;
+// older ones are read from disk first, skipping what retention deleted. A
+// position older than what the global limits retain follows from the
+// oldest they retain.
 func (s *Store) Follow(ctx context.Context, after hub.Position, fn func(*hub.Update)) error {
 	if after.Epoch != "" && after.Epoch != s.epoch {
 		s.mu.RLock()
@@ -508,7 +559,7 @@ func (s *Store) Follow(ctx context.Context, after hub.Position, fn func(*hub.Upd
 			return hub.ErrClosed
 		}
 		changed, last := s.changed, s.last
-		next = max(next, s.first)
+		next = max(next, s.floor)
 		buf = buf[:0]
 		disk := false
 		if next <= last {
@@ -553,8 +604,8 @@ func (s *Store) Bounds(ctx context.Context) (oldest, newest hub.Position, err er
 		return hub.Position{}, hub.Position{}, hub.ErrClosed
 	}
 	oldest, newest = hub.Position{Epoch: s.epoch}, hub.Position{Epoch: s.epoch}
-	if s.first <= s.last {
-		oldest.Seq, newest.Seq = s.first, s.last
+	if s.kept > 0 {
+		oldest.Seq, newest.Seq = s.first, s.newest
 	}
 	return oldest, newest, nil
 }
@@ -565,10 +616,7 @@ func (s *Store) Bounds(ctx context.Context) (oldest, newest hub.Position, err er
 func (s *Store) Size() (updates int, bytes int64) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.first <= s.last {
-		updates = int(s.last - s.first + 1)
-	}
-	return updates, s.retained
+	return int(s.kept), s.retained
 }
 
 // Close stops the writer, failing appends it has not taken with

@@ -35,6 +35,11 @@ func TestConformance(t *testing.T) {
 			return open(t, t.TempDir(), boltstore.Config{MaxUpdates: n})
 		},
 	})
+	storetest.RunTopicRetention(t, storetest.TopicRetention{
+		New: func(t *testing.T, limits hub.TopicLimits, now func() time.Time) hub.Store {
+			return open(t, t.TempDir(), boltstore.Config{TopicLimits: limits, Now: now})
+		},
+	})
 }
 
 // TestConformanceSmallTail runs the suite with a tail of one update, so
