@@ -103,6 +103,9 @@ type Snapshot struct {
 	SlowConsumers uint64 `json:"slow_consumers"`
 	// Gaps counts gap notices sent to resuming subscribers.
 	Gaps uint64 `json:"gaps"`
+	// GapsByReason splits Gaps by reason: "unknown-id", "replay-limit"
+	// and "history-lost" (see docs/protocol.md).
+	GapsByReason map[hub.GapReason]uint64 `json:"gaps_by_reason"`
 	// Rates are the counters' growth per second.
 	Rates Rates `json:"rates"`
 	// Store describes the store, when it could be asked.
@@ -123,11 +126,15 @@ type Rates struct {
 
 // StoreStats describes the hub's store.
 type StoreStats struct {
-	// Retained is the number of retained updates, computed from the
-	// positions of the oldest and newest: exact for stores whose sequence
-	// numbers are consecutive (the bolt and memory stores), an upper bound
-	// otherwise.
+	// Retained is the number of retained updates: the store's own count
+	// when it keeps one (a Size method, as the bolt store has), otherwise
+	// computed from the positions of the oldest and newest, which is exact
+	// for stores whose sequence numbers are consecutive (the memory store)
+	// and an upper bound otherwise.
 	Retained uint64 `json:"retained"`
+	// RetainedBytes is the size of the retained updates as the store
+	// counts it for its byte limit, for stores with a Size method.
+	RetainedBytes *int64 `json:"retained_bytes,omitempty"`
 	// LatencyMS is how long the store took to answer Bounds, in
 	// milliseconds: a probe of its responsiveness.
 	LatencyMS float64 `json:"latency_ms"`
@@ -301,8 +308,13 @@ func (s *Stats) snapshot(ctx context.Context, prev *Snapshot) *Snapshot {
 		Replayed:      st.Replayed,
 		SlowConsumers: st.SlowConsumers,
 		Gaps:          st.Gaps,
-		Store:         s.store(ctx, now),
-		Extra:         s.extra(),
+		GapsByReason: map[hub.GapReason]uint64{
+			hub.GapUnknownID:   st.GapsUnknownID,
+			hub.GapReplayLimit: st.GapsReplayLimit,
+			hub.GapHistoryLost: st.GapsHistoryLost,
+		},
+		Store: s.store(ctx, now),
+		Extra: s.extra(),
 	}
 	if prev != nil {
 		if dt := now.Sub(prev.Time).Seconds(); dt > 0 {
@@ -336,13 +348,17 @@ func (s *Stats) store(ctx context.Context, now time.Time) *StoreStats {
 	defer cancel()
 	t0 := time.Now()
 	oldest, newest, err := st.Bounds(ctx)
-	out := &StoreStats{LatencyMS: float64(time.Since(t0).Microseconds()) / 1000}
+	out := &StoreStats{LatencyMS: float64(time.Since(t0).Nanoseconds()) / 1e6}
 	if err != nil {
 		out.Error = "unavailable"
 		return out
 	}
 	if newest.Seq > 0 && newest.Seq >= oldest.Seq {
 		out.Retained = newest.Seq - oldest.Seq + 1
+	}
+	if sz, ok := st.(interface{ Size() (int, int64) }); ok {
+		n, b := sz.Size()
+		out.Retained, out.RetainedBytes = uint64(max(n, 0)), &b
 	}
 	if d, ok := st.(interface{ Dir() string }); ok {
 		out.DiskBytes = s.disk(d.Dir(), now)

@@ -53,6 +53,16 @@ type dirStore struct {
 
 func (d dirStore) Dir() string { return d.dir }
 
+// sizeStore is a memory store that counts its retained updates itself, as
+// the bolt store does.
+type sizeStore struct {
+	hub.Store
+	n int
+	b int64
+}
+
+func (s sizeStore) Size() (int, int64) { return s.n, s.b }
+
 type rig struct {
 	hub   *hub.Hub
 	stats *Stats
@@ -296,8 +306,11 @@ func TestStatsSnapshots(t *testing.T) {
 	if second.Elapsed != 2 || second.Rates.Published != 5 || second.Rates.Delivered != 5 {
 		t.Fatalf("elapsed %v, rates %+v; want 2 s and 5/s", second.Elapsed, second.Rates)
 	}
-	if second.Store.Retained != 10 {
-		t.Errorf("retained %d; want 10", second.Store.Retained)
+	if second.Store.Retained != 10 || second.Store.RetainedBytes != nil {
+		t.Errorf("store %+v; want 10 retained and no byte count", second.Store)
+	}
+	if len(second.GapsByReason) != 3 || second.GapsByReason[hub.GapUnknownID] != 0 {
+		t.Errorf("gaps by reason %v; want three reasons at 0", second.GapsByReason)
 	}
 	if got := second.Time.Sub(first.Time); got != 2*time.Second {
 		t.Errorf("snapshots %v apart; want 2s", got)
@@ -400,3 +413,36 @@ func TestNewStatsErrors(t *testing.T) {
 type exact string
 
 func (e exact) Match(topic string) bool { return string(e) == topic }
+
+// TestStatsStoreSize takes the retained count and bytes from a store that
+// keeps them.
+func TestStatsStoreSize(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, StatsConfig{Open: true}, sizeStore{Store: hub.NewMemoryStore(hub.MemoryConfig{}), n: 42, b: 4096})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := r.stream(t, ctx)()
+	if s.Store == nil || s.Store.Retained != 42 || s.Store.RetainedBytes == nil || *s.Store.RetainedBytes != 4096 || s.Store.DiskBytes != nil {
+		t.Fatalf("store %+v; want 42 updates, 4096 bytes, no disk size", s.Store)
+	}
+}
+
+// TestStatsGapsByReason counts a gap notice of a resume from an unknown ID.
+func TestStatsGapsByReason(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, StatsConfig{Open: true}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sub, err := r.hub.Subscribe(ctx, hub.SubscribeRequest{Topics: []hub.Matcher{exact("t")}, LastEventID: "never-published"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if us, err := sub.Drain(ctx, nil); err != nil || len(us) != 1 {
+		t.Fatalf("drain: %d updates, %v; want the gap notice", len(us), err)
+	}
+	s := r.stream(t, ctx)()
+	if s.Gaps != 1 || s.GapsByReason[hub.GapUnknownID] != 1 || s.GapsByReason[hub.GapReplayLimit] != 0 {
+		t.Fatalf("gaps %d by reason %v; want 1 unknown-id", s.Gaps, s.GapsByReason)
+	}
+}

@@ -49,5 +49,7 @@ export class Sparkline {
     const pts = this.values.map((v, i) => `${(x0 + i).toFixed(1)},${(this.h - (v / top) * (this.h - 2) - 1).toFixed(2)}`);
     this.line.setAttribute("points", pts.join(" "));
     this.area.setAttribute("d", `M${x0},${this.h} L${pts.join(" L")} L${this.w},${this.h} Z`);
+    this.svg.dataset.max = String(this.max());
+    this.svg.dataset.points = String(n);
   }
 }

@@ -46,10 +46,14 @@ export function clock(d) {
 const nf = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
 const nf0 = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
 
-/** num formats a number for display: 1 decimal below 100, none above. */
+const nfSmall = new Intl.NumberFormat(undefined, { maximumSignificantDigits: 2 });
+
+/** num formats a number for display: 2 significant digits below 1, 1 decimal below 100, none above. */
 export function num(n) {
   if (n === undefined || n === null || Number.isNaN(n)) return "–";
-  return Math.abs(n) < 100 ? nf.format(n) : nf0.format(n);
+  const a = Math.abs(n);
+  if (a > 0 && a < 1) return nfSmall.format(n);
+  return a < 100 ? nf.format(n) : nf0.format(n);
 }
 
 /** bytes formats a size in B, KiB, MiB or GiB. */

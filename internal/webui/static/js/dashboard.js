@@ -15,8 +15,8 @@ const CARDS = [
   { key: "dispatched_rate", title: "Dispatched", unit: "/s", rate: true, value: (s) => s.rates.dispatched, sub: (s) => `${num(s.dispatched)} fanned out from the store` },
   { key: "replayed_rate", title: "Replayed", unit: "/s", rate: true, value: (s) => s.rates.replayed, sub: (s) => `${num(s.replayed)} served from history on resume` },
   { key: "slow_consumers", title: "Slow consumers", value: (s) => s.slow_consumers, sub: (s) => `disconnected for falling behind; now ${num(s.rates.slow_consumers)}/s` },
-  { key: "gaps", title: "Gaps", value: (s) => s.gaps, sub: (s) => `resumes that could not replay everything; now ${num(s.rates.gaps)}/s` },
-  { key: "store_retained", title: "Retained updates", store: true, value: (s) => s.store.retained, sub: (s) => s.store.disk_bytes != null ? `${bytes(s.store.disk_bytes)} on disk` : "in memory" },
+  { key: "gaps", title: "Gaps", value: (s) => s.gaps, sub: (s) => gapText(s) },
+  { key: "store_retained", title: "Retained updates", store: true, value: (s) => s.store.retained, sub: (s) => storeText(s.store) },
   { key: "store_latency", title: "Store latency", unit: "ms", store: true, value: (s) => s.store.latency_ms, sub: (s) => s.store.error ? `store ${s.store.error}` : "time to answer a bounds query" },
 ];
 
@@ -34,6 +34,7 @@ function card(def) {
   const value = el("output", { class: "value", id: id + "-value", dataset: { metric: def.key }, text: "–" });
   const unit = el("span", { class: "unit", text: def.unit ? " " + def.unit : "" });
   const sub = el("p", { class: "sub" });
+  const peak = el("p", { class: "peak", "aria-hidden": "true" });
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   svg.setAttribute("class", "chart");
   svg.setAttribute("role", "img");
@@ -42,9 +43,9 @@ function card(def) {
     el("h3", { id: id + "-title", text: def.title }),
     el("p", { class: "value-line" }, value, unit),
     sub);
-  section.append(svg);
+  section.append(svg, peak);
   container.append(section);
-  c = { value, sub, svg, chart: new Sparkline(svg, WINDOW), def, labelAt: 0 };
+  c = { value, sub, svg, peak, chart: new Sparkline(svg, WINDOW), def, labelAt: 0 };
   cards.set(def.key, c);
   return c;
 }
@@ -66,6 +67,19 @@ for (const [key, label] of TOTALS) {
   const dd = el("dd", { id: "total-" + key, dataset: { total: key }, text: "–" });
   totals.append(el("dt", { text: label }), dd);
   totalNodes.set(key, dd);
+}
+
+function gapText(s) {
+  const by = s.gaps_by_reason || {};
+  const parts = Object.entries(by).filter(([, n]) => n > 0).map(([r, n]) => `${num(n)} ${r}`);
+  return "resumes that could not replay everything" + (parts.length ? ": " + parts.join(", ") : "");
+}
+
+function storeText(st) {
+  const parts = [];
+  if (st.retained_bytes != null) parts.push(`${bytes(st.retained_bytes)} of updates`);
+  if (st.disk_bytes != null) parts.push(`${bytes(st.disk_bytes)} on disk`);
+  return parts.length ? parts.join(", ") : "history kept by the store";
 }
 
 function duration(sec) {
@@ -91,6 +105,7 @@ function update(snap) {
     c.sub.textContent = def.sub(snap);
     if (def.rate && !(snap.elapsed_seconds > 0)) continue; // no rate yet
     c.chart.push(v);
+    c.peak.textContent = `peak ${num(c.chart.max())}${def.unit ? " " + def.unit : ""} · ${c.chart.values.length} s`;
     // The chart's text alternative, refreshed every few seconds.
     if (now - c.labelAt > 5000) {
       c.labelAt = now;

@@ -108,6 +108,9 @@ ui.subForm.addEventListener("submit", (e) => {
       error: "Refused",
     }[state];
     setStatus(ui.subStatus, state, detail ? `${text}: ${detail}` : text);
+    // How often the page had to open a new EventSource because the
+    // browser gave up (tests read it).
+    if (sub && sub.stream.reopened) ui.subStatus.dataset.reopened = String(sub.stream.reopened());
     if (state === "error") stopSubscription();
   };
   const onEvent = (ev) => addEvent(ev, resolver);
@@ -344,11 +347,11 @@ async function loadHistory(cursor) {
   for (const ev of body.events) {
     const t = new Date(ev.time);
     ui.histRows.append(el("tr", { dataset: { id: ev.id } },
-      el("td", { class: "mono", text: ev.id }),
-      el("td", { text: ev.type }),
-      el("td", { class: "mono", text: ev.topics.join("\n") }),
-      el("td", {}, el("time", { datetime: ev.time, title: ev.time, text: t.toLocaleDateString() + " " + clock(t) })),
-      el("td", { class: "data", text: ev.data })));
+      el("td", { class: "mono", dataset: { label: "ID" }, text: ev.id }),
+      el("td", { dataset: { label: "Type" }, text: ev.type }),
+      el("td", { class: "mono", dataset: { label: "Topics" }, text: ev.topics.join("\n") }),
+      el("td", { dataset: { label: "Time" } }, el("time", { datetime: ev.time, title: ev.time, text: t.toLocaleDateString() + " " + clock(t) })),
+      el("td", { class: "data", dataset: { label: "Data" }, text: ev.data })));
   }
   ui.histTable.hidden = ui.histRows.childElementCount === 0;
   histQuery = body.more ? body.next_cursor : null;
