@@ -1,0 +1,62 @@
+// Package natsstore is a hub.Store kept in a NATS JetStream stream, for
+// several ssehub processes acting as one hub: each appends to the same
+// stream and each follows it, so every node delivers every update in the
+// same order. It is the only package that imports github.com/nats-io/nats.go.
+// It works with nats-server 2.9 and later, and uses no feature of 2.10
+// (no multiple filter subjects, no stream metadata, no direct batch gets).
+//
+// # Layout
+//
+// One stream (default SSEHUB, "?stream=NAME") is the log: an update's
+// position is its stream sequence, and its message body is the whole
+// update in a compact binary encoding (see encode), every field included.
+// The update's idempotency key is also the message's Nats-Msg-Id, so the
+// stream itself drops a repeated publish within its Duplicates window,
+// whichever node receives it.
+//
+// The subject of an update is
+//
+//	ssehub.<stream>.<epoch>.<first 128 bits of SHA-256(ID), in hex>
+//
+// and the stream listens on ssehub.<stream>.<epoch>.> only. The ID hash in
+// the subject makes Lookup an index lookup: JetStream keeps a per-subject
+// index, and the last message on a subject is found from it at once, so an
+// unknown, forged or discarded ID (no such subject) costs one probe
+// whatever the history's size; a known ID costs one more request, for the
+// first message on its subject. (A KV bucket mapping IDs to sequences was
+// the alternative: it costs a second write per append that is not atomic
+// with the first, and cannot follow the stream's retention.)
+//
+// # Epoch
+//
+// The epoch is 16 random hex digits chosen by the node that creates the
+// stream and kept in the stream's subjects. Deleting the stream, or a
+// server that comes back without its store, ends the epoch: the next
+// Append creates the stream again with a new one. Because the epoch is in
+// every subject, a node that still believes in the old epoch cannot append
+// into the new one (no stream listens on its subjects, so it re-reads the
+// stream first), and a reader filtering on an epoch never sees another
+// epoch's updates. Stores subscribe to the stream's JetStream advisories
+// and re-read the stream after every reconnection, so they notice a new
+// epoch at once. Positions of an old epoch get hub.ErrEpochChanged.
+//
+// # Durability
+//
+// Append returns only after JetStream's PubAck, that is once the update is
+// stored as the stream's settings promise: on a single nats-server it is
+// written to the stream's file (not yet fsynced) before the
+// acknowledgement, so a killed server loses nothing; with ?replicas=3 in a
+// cluster it is on a quorum of servers. While the server is unreachable
+// Append fails at once (the client buffers nothing while reconnecting).
+// docs/design/scale-out-nats.md says what each setting promises.
+//
+// # Retention
+//
+// The stream's own limits enforce Config.Limits: MaxUpdates is MaxMsgs,
+// MaxBytes is MaxBytes (JetStream's stored size of the messages), MaxAge
+// is MaxAge (from when the server stored the update), discarding the
+// oldest. Per-topic retention (hub.TopicLimits) is not supported: an
+// update has one subject, which must be its ID's for Lookup, and JetStream
+// can only limit messages per subject, with one limit for every subject;
+// Open refuses a Config with TopicLimits.
+package natsstore
