@@ -5,6 +5,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -75,8 +76,34 @@ type Config struct {
 	// reads (webui.StatsConfig.Extra): aggregate figures only, never
 	// per-topic or per-client ones.
 	StatsExtra func() map[string]float64
-	// Logger receives the server's logs. Nil discards them.
+	// Logger receives the server's logs. Nil discards them. Every line
+	// passes through Redact first: no token reaches it.
 	Logger *slog.Logger
+	// Auth configures token verification beyond the HMAC secrets above:
+	// public keys, JWK Sets, per-issuer keys, audience, issuer, required
+	// exp, cookie name, query tokens and selector limits. PublisherKey and
+	// SubscriberKey, when set, become its Publisher and Subscriber keys
+	// (keeping their Algorithms). Its Selectors is set by the server.
+	Auth jwtauth.Config
+	// Limits caps streams (in total, per IP, per token subject) and the
+	// publish rate of each publisher. The zero value limits nothing.
+	Limits ssehttp.Limits
+	// MaxLifetime ends every stream after this long (jittered), so that
+	// clients rotate over hubs. Zero means never.
+	MaxLifetime time.Duration
+	// MaxBodyBytes caps a publish body (413). Zero means 1 MiB.
+	MaxBodyBytes int64
+	// MaxTopics caps the topics of one publish (400). Zero means 100.
+	MaxTopics int
+	// MaxSelectors caps the topic selectors of one subscribe (400). Zero
+	// means 1000.
+	MaxSelectors int
+	// ReadHeaderTimeout bounds reading a request's headers. Zero means
+	// DefaultReadHeaderTimeout.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, body included; streams
+	// lift it once their request is read. Zero means DefaultReadTimeout.
+	ReadTimeout time.Duration
 }
 
 // DefaultDataDir is where the embedded store lives when Config.DataDir is
@@ -148,15 +175,12 @@ func Start(cfg Config) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.log = slog.New(redacting(s.log.Handler()))
 	s.pubKey = cfg.PublisherKey
-	if s.pubKey == "" {
+	if needsGeneratedKey(cfg) {
 		var b [32]byte
 		_, _ = rand.Read(b[:])
 		s.pubKey, s.genKey = hex.EncodeToString(b[:]), true
-	}
-	subKey := cfg.SubscriberKey
-	if subKey == "" {
-		subKey = s.pubKey
 	}
 
 	if cfg.Store == nil {
@@ -183,15 +207,15 @@ func Start(cfg Config) (*Server, error) {
 		}
 		return nil, err
 	}
-	comp, err := selector.New(selector.Config{HubURL: s.url + ssehttp.DefaultPath})
+	comp, err := selector.New(selector.Config{HubURL: s.url + ssehttp.DefaultPath, MaxSelectors: cfg.MaxSelectors})
 	if err != nil {
 		return fail(err)
 	}
-	authn, err := jwtauth.New(jwtauth.Config{
-		Selectors:  comp,
-		Publisher:  jwtauth.Key{Secret: []byte(s.pubKey)},
-		Subscriber: jwtauth.Key{Secret: []byte(subKey)},
-	})
+	jcfg, err := authConfig(cfg, s.pubKey, comp)
+	if err != nil {
+		return fail(fmt.Errorf("configuring authentication: %w", err))
+	}
+	authn, err := jwtauth.New(jcfg)
 	if err != nil {
 		return fail(fmt.Errorf("configuring authentication: %w", err))
 	}
@@ -200,13 +224,17 @@ func Start(cfg Config) (*Server, error) {
 		return fail(err)
 	}
 	s.handler, err = ssehttp.New(ssehttp.Config{
-		Hub:         s.hub,
-		Compiler:    comp,
-		Auth:        authn,
-		Anonymous:   cfg.Anonymous,
-		Heartbeat:   cfg.Heartbeat,
-		CORSOrigins: cfg.CORSOrigins,
-		Logger:      s.log,
+		Hub:          s.hub,
+		Compiler:     comp,
+		Auth:         authn,
+		Anonymous:    cfg.Anonymous,
+		Heartbeat:    cfg.Heartbeat,
+		CORSOrigins:  cfg.CORSOrigins,
+		Limits:       cfg.Limits,
+		MaxLifetime:  cfg.MaxLifetime,
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		MaxTopics:    cfg.MaxTopics,
+		Logger:       s.log,
 	})
 	if err != nil {
 		s.hub.Close(context.Background())
@@ -234,7 +262,8 @@ func Start(cfg Config) (*Server, error) {
 
 	s.http = &http.Server{
 		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: cmp.Or(cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout),
+		ReadTimeout:       cmp.Or(cfg.ReadTimeout, DefaultReadTimeout),
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
