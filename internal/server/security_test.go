@@ -27,11 +27,11 @@ func TestRedact(t *testing.T) {
 	const jws = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
 	for in, want := range map[string]string{
 		"GET /.well-known/mercure?topic=a&authorization=" + jws + "&x=1": "GET /.well-known/mercure?topic=a&authorization=[REDACTED]&x=1",
-		"?Authorization=opaque-token":                                   "?Authorization=[REDACTED]",
-		"Authorization: Bearer abc.def-ghi":                             "Authorization: Bearer [REDACTED]",
-		"cookie mercureAuthorization=" + jws:                            "cookie mercureAuthorization=[REDACTED]",
-		"token " + jws + " in a message":                                "token [REDACTED] in a message",
-		"nothing secret here":                                           "nothing secret here",
+		"?Authorization=opaque-token":                                    "?Authorization=[REDACTED]",
+		"Authorization: Bearer abc.def-ghi":                              "Authorization: Bearer [REDACTED]",
+		"cookie mercureAuthorization=" + jws:                             "cookie mercureAuthorization=[REDACTED]",
+		"token " + jws + " in a message":                                 "token [REDACTED] in a message",
+		"nothing secret here":                                            "nothing secret here",
 	} {
 		if got := Redact(in); got != want {
 			t.Errorf("Redact(%q) = %q; want %q", in, got, want)
