@@ -6,7 +6,7 @@
 /**
  * Parser turns decoded text, fed in chunks of any size, into events.
  * onEvent receives {type, data, lastEventId}; onRetry a number of ms;
- * onComment the text after the colon.
+ * onComment the text after the colon (a leading space kept).
  */
 export class Parser {
   constructor({ onEvent, onRetry, onComment, lastEventId = "" } = {}) {
@@ -58,7 +58,7 @@ export class Parser {
       return;
     }
     if (l.charCodeAt(0) === 58) { // ":"
-      this.onComment(l.slice(1).replace(/^ /, ""));
+      this.onComment(l.slice(1));
       return;
     }
     let field = l;
