@@ -190,9 +190,10 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Validate reports the first invalid field of c (after defaults) as a
-// one-line error.
-func (c *Config) Validate() error {
+// Validate reports the first invalid field of c, with the defaults of its
+// zero fields applied, as a one-line error.
+func (c Config) Validate() error {
+	c.setDefaults()
 	u, err := url.Parse(c.Hub)
 	switch {
 	case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
@@ -484,6 +485,8 @@ func (c *coordinator) waitAll(ctx context.Context, op string, timeout time.Durat
 		select {
 		case ev := <-c.events:
 			switch {
+			case ev.err != nil && seen[ev.i]:
+				// It ended after answering, as a worker does after its result.
 			case ev.err != nil:
 				return nil, fmt.Errorf("worker %d ended early: %v", ev.i+1, ev.err)
 			case ev.rep.Op == "error":

@@ -39,6 +39,7 @@ var commands = []command{
 	{"pub", "publish events", pub},
 	{"sub", "print the events of topics as they arrive", sub},
 	{"token", "mint a JWT for publishers or subscribers", token},
+	{"bench", "measure a Mercure hub: connections, deliveries/s, latency", benchCmd},
 	{"version", "print the version", version},
 }
 

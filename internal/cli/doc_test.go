@@ -29,7 +29,7 @@ func TestConfigurationDoc(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := string(doc)
-	for _, cmd := range []string{"serve", "pub", "sub", "token"} {
+	for _, cmd := range []string{"serve", "pub", "sub", "token", "bench"} {
 		begin := "<!-- flags " + cmd + " (generated: go test ./internal/cli -run TestConfigurationDoc -update) -->\n"
 		end := "<!-- end flags " + cmd + " -->"
 		i, j := strings.Index(got, begin), strings.Index(got, end)

@@ -1,0 +1,35 @@
+package bench
+
+import (
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestWorkerProcesses runs subscribers in two worker processes of the
+// real ssehub binary (`ssehub bench worker`), the path runs with more
+// subscribers than one process may hold take.
+func TestWorkerProcesses(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "ssehub")
+	build := exec.Command("go", "build", "-o", bin, "github.com/ssehub/ssehub/cmd/ssehub")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building ssehub: %v\n%s", err, out)
+	}
+	res := runOK(t, Config{
+		Hub: startHub(t), PublisherToken: publisherToken(t),
+		Subscribers: 40, Topics: 2, Events: 100, Publishers: 2, Duration: time.Minute,
+		Workers:       2,
+		WorkerCommand: func() *exec.Cmd { return exec.Command(bin, "bench", "worker") },
+		// Two source addresses, as for more subscribers than one
+		// address has ports.
+		SourceIPs: []string{"127.0.0.1", "127.0.0.2"},
+	})
+	checkDelivery(t, res, 100, 20)
+	if res.Client.Processes != 3 {
+		t.Errorf("client processes %d; want 3 (coordinator and two workers)", res.Client.Processes)
+	}
+	if res.Client.RSSPerSubscriber <= 0 {
+		t.Errorf("client RSS per subscriber %v; want the workers' memory", res.Client.RSSPerSubscriber)
+	}
+}
