@@ -1,0 +1,154 @@
+package clustertest
+
+import (
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestKill9Hub kills one of three hubs with SIGKILL while publishers and
+// subscribers are busy on every node, and later starts it again. Its
+// subscribers must move to the other nodes and resume, its publishers
+// too, and no subscriber may lose or repeat an acknowledged event
+// published before, during or after the kill.
+func TestKill9Hub(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, start func(testing.TB) Engine) {
+		c := StartCluster(t, binary, start, 3)
+		l := startLoad(t, c, loadConfig{})
+		subs := l.subs
+		sleep(time.Second)
+		victim := c.Hubs[1]
+		victim.Kill()
+		killed := time.Now()
+		sleep(2 * time.Second)
+		// Everyone who was on the victim has moved on.
+		for _, s := range subs {
+			if s.Node() == 1 {
+				t.Errorf("%s is still on the killed hub", s.cfg.Name)
+			}
+		}
+		victim.Restart()
+		sleep(time.Second)
+		rep := l.finish()
+		ended, cut := serverEnds(l.rec, 1)
+		if len(ended)+len(cut) == 0 {
+			t.Errorf("no stream of the killed hub ended: were its subscribers connected to it?")
+		}
+		failed := 0
+		for _, p := range l.rec.Attempts() {
+			if !p.Acked && p.Node == 1 && p.Start.Before(killed.Add(time.Second)) {
+				failed++
+			}
+		}
+		t.Logf("%d streams of the killed hub ended, %d of them cut; %d publishes to it failed over; %d gap notices", len(ended)+len(cut), len(cut), failed, rep.Gaps)
+	})
+}
+
+// TestRollingRestart stops every hub in turn with SIGTERM and starts it
+// again, as a rolling deployment does, under load. A draining hub must
+// end its streams between events (no client sees a broken event) and
+// exit 0, and no acknowledged event may be lost or repeated.
+func TestRollingRestart(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, start func(testing.TB) Engine) {
+		c := StartCluster(t, binary, start, 3)
+		l := startLoad(t, c, loadConfig{})
+		for _, h := range c.Hubs {
+			sleep(700 * time.Millisecond)
+			h.Terminate()
+			h.Restart()
+		}
+		sleep(700 * time.Millisecond)
+		l.finish()
+		for i := range c.Hubs {
+			clean, cut := serverEnds(l.rec, i)
+			if len(cut) > 0 {
+				t.Errorf("hub %d ended %d streams badly while draining (a broken event, or not a clean end):\n  %s", i, len(cut), strings.Join(cut, "\n  "))
+			}
+			if len(clean)+len(cut) == 0 {
+				t.Errorf("hub %d ended no stream when it drained: had it subscribers?", i)
+			}
+		}
+		for _, p := range l.rec.Attempts() {
+			if !p.Acked && p.Status != 0 && p.Status != http.StatusServiceUnavailable {
+				t.Errorf("publish %s to draining hub %d: status %d %s; want 503", p.ID, p.Node, p.Status, p.Err)
+			}
+		}
+	})
+}
+
+// TestEngineRestart kills the engine (redis-server, nats-server) with
+// SIGKILL under load and starts it again on the same port and data a few
+// seconds later. Publishes during the outage must fail with 503 (not be
+// acknowledged); streams stay open or reconnect; after recovery every
+// acknowledged event is delivered, or a gap notice covers it, and none
+// twice.
+func TestEngineRestart(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, start func(testing.TB) Engine) {
+		c := StartCluster(t, binary, start, 3)
+		l := startLoad(t, c, loadConfig{})
+		sleep(time.Second)
+		c.Engine.Kill()
+		down := time.Now()
+		sleep(2 * time.Second)
+		up := time.Now()
+		c.Engine.Restart()
+		// The hubs notice the engine is back (readiness checks the store).
+		for _, h := range c.Hubs {
+			h.WaitReady()
+		}
+		sleep(1500 * time.Millisecond)
+		rep := l.finish()
+		refused, wrong := 0, []string{}
+		var slowest time.Duration
+		for _, p := range l.rec.Attempts() {
+			if p.Acked || p.Start.Before(down) || p.End.After(up) {
+				continue
+			}
+			refused++
+			slowest = max(slowest, p.End.Sub(p.Start))
+			if p.Status != http.StatusServiceUnavailable {
+				wrong = append(wrong, p.ID+": "+http.StatusText(p.Status)+" "+p.Err)
+			}
+		}
+		if refused == 0 {
+			t.Error("no publish was refused while the engine was down: the test proved nothing")
+		}
+		if len(wrong) > 0 {
+			t.Errorf("%d publishes during the outage failed otherwise than with 503:\n  %s", len(wrong), strings.Join(wrong[:min(len(wrong), 20)], "\n  "))
+		}
+		t.Logf("%d publishes refused during the outage, the slowest answer in %v; %d gap notices", refused, slowest.Round(time.Millisecond), rep.Gaps)
+	})
+}
+
+// TestPausedHub stops one hub with SIGSTOP for longer than the clients'
+// read timeout (and many heartbeats), then lets it continue. Its clients
+// time out, move to other nodes and resume; when the hub wakes up it must
+// not deliver anything twice to anyone, and nothing acknowledged may be
+// lost.
+func TestPausedHub(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, start func(testing.TB) Engine) {
+		c := StartCluster(t, binary, start, 3)
+		const readTimeout = 2 * time.Second
+		l := startLoad(t, c, loadConfig{readTimeout: readTimeout, pubTimeout: readTimeout})
+		subs := l.subs
+		sleep(time.Second)
+		victim := c.Hubs[1]
+		victim.Signal(syscall.SIGSTOP)
+		sleep(2*readTimeout + time.Second)
+		for _, s := range subs {
+			if s.Node() == 1 {
+				t.Errorf("%s is still on the paused hub after %v", s.cfg.Name, 2*readTimeout+time.Second)
+			}
+		}
+		victim.Signal(syscall.SIGCONT)
+		victim.WaitReady()
+		// Clients that rotate come back to it.
+		for _, s := range subs[:3] {
+			s.Hop()
+		}
+		sleep(1500 * time.Millisecond)
+		l.finish()
+	})
+}
