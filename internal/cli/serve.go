@@ -5,10 +5,14 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ssehub/ssehub/internal/server"
+	"github.com/ssehub/ssehub/selector"
+	"github.com/ssehub/ssehub/ssehttp"
 )
 
 func serve(ctx context.Context, stdio IO, args []string) error {
@@ -23,6 +27,18 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "public URL of the hub, e.g. https://hub.example.com (default: from --addr)")
 	fs.StringVar(&cfg.PublisherKey, "publisher-key", "", "HMAC secret of publisher tokens, at least 32 bytes (default: generated at start)")
 	fs.StringVar(&cfg.SubscriberKey, "subscriber-key", "", "HMAC secret of subscriber tokens, at least 32 bytes (default: the publisher key)")
+	af := addAuthFlags(fs)
+	fs.IntVar(&cfg.Limits.MaxStreams, "max-streams", 0, "concurrent streams the hub serves in total (0: no limit)")
+	fs.IntVar(&cfg.Limits.MaxStreamsPerIP, "max-streams-per-ip", 0, "concurrent streams from one client IP address (0: no limit; keep 0 behind a proxy)")
+	fs.IntVar(&cfg.Limits.MaxStreamsPerSubject, "max-streams-per-subject", 0, "concurrent streams of one token subject (0: no limit)")
+	fs.Float64Var(&cfg.Limits.PublishRate, "publish-rate", 0, "publishes per second allowed to each publisher, by token subject or else IP (0: no limit)")
+	fs.IntVar(&cfg.Limits.PublishBurst, "publish-burst", 0, "publishes one publisher may send at once (0: --publish-rate rounded up)")
+	fs.DurationVar(&cfg.MaxLifetime, "max-lifetime", 0, "end each stream after this long, less up to 10%, so clients rotate over hubs (0: never)")
+	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", ssehttp.DefaultMaxBodyBytes, "largest publish body, in bytes")
+	fs.IntVar(&cfg.MaxTopics, "max-topics", ssehttp.DefaultMaxTopics, "topics of one publish")
+	fs.IntVar(&cfg.MaxSelectors, "max-selectors", selector.DefaultMaxSelectors, "topic selectors of one subscribe")
+	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", server.DefaultReadHeaderTimeout, "time a client has to send its request headers")
+	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", server.DefaultReadTimeout, "time a client has to send a whole request, body included (open streams are exempt)")
 	fs.BoolVar(&cfg.Anonymous, "anonymous", true, "let subscribers without a token receive public updates")
 	fs.DurationVar(&cfg.Heartbeat, "heartbeat", 25*time.Second, "interval of keep-alive comments on idle streams")
 	fs.Var(&cors, "cors-origin", "`origin` allowed to subscribe and publish cross-origin (repeatable)")
@@ -90,6 +106,27 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 				return err
 			}
 		}
+	}
+	acfg, err := af.config(fs, stdio, cfg.PublisherKey != "", cfg.SubscriberKey != "")
+	if err != nil {
+		return err
+	}
+	cfg.Auth = acfg
+	for _, name := range []string{"max-streams", "max-streams-per-ip", "max-streams-per-subject", "publish-burst"} {
+		if n, _ := strconv.Atoi(fs.Lookup(name).Value.String()); n < 0 {
+			return usagef("%s must not be negative", from(name))
+		}
+	}
+	if r := cfg.Limits.PublishRate; r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
+		return usagef("%s must be a number of publishes per second, or 0", from("publish-rate"))
+	}
+	for _, name := range []string{"max-body-bytes", "max-topics", "max-selectors", "read-header-timeout", "read-timeout"} {
+		if v := fs.Lookup(name).Value.String(); strings.HasPrefix(v, "-") || v == "0" || v == "0s" {
+			return usagef("%s must be positive", from(name))
+		}
+	}
+	if cfg.MaxLifetime < 0 {
+		return usagef("%s must not be negative", from("max-lifetime"))
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {

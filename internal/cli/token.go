@@ -2,13 +2,22 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
+	"strings"
 	"time"
 
+	"github.com/ssehub/ssehub/auth"
 	"github.com/ssehub/ssehub/auth/jwtauth"
 )
 
 func token(_ context.Context, stdio IO, args []string) error {
+	if len(args) > 0 && args[0] == "inspect" {
+		return inspect(stdio, args[1:])
+	}
 	fs := flagSet("token", "token [flags]", stdio)
 	var (
 		publish, subscribe listFlag
@@ -63,4 +72,224 @@ func checkKey(flag, key string) error {
 		return fmt.Errorf("%s: %w", flag, err)
 	}
 	return nil
+}
+
+// authFlags are the token-verification flags that serve and token inspect
+// share, besides the HMAC --publisher-key and --subscriber-key.
+type authFlags struct {
+	pubPEM, subPEM   string
+	pubJWKS, subJWKS string
+	algs             listFlag
+	audience, issuer string
+	requireExp       bool
+	leeway           time.Duration
+	cookie           string
+	queryToken       bool
+	maxSelectors     int
+}
+
+// addAuthFlags registers the flags of authFlags on fs.
+func addAuthFlags(fs *flag.FlagSet) *authFlags {
+	a := &authFlags{}
+	fs.StringVar(&a.pubPEM, "publisher-public-key", "", "PEM public key or certificate `file` verifying publisher tokens (RSA, ECDSA or Ed25519)")
+	fs.StringVar(&a.subPEM, "subscriber-public-key", "", "PEM public key or certificate `file` verifying subscriber tokens")
+	fs.StringVar(&a.pubJWKS, "publisher-jwks", "", "JWK Set verifying publisher tokens: an https `URL` (refreshed hourly and on unknown key IDs) or a file")
+	fs.StringVar(&a.subJWKS, "subscriber-jwks", "", "JWK Set verifying subscriber tokens: an https `URL` or a file")
+	fs.Var(&a.algs, "jwt-alg", "accepted JWT `algorithm` (repeatable; default: HS256 for a secret, RS256 for RSA keys and JWK Sets, the curve's for ECDSA, EdDSA for Ed25519)")
+	fs.StringVar(&a.audience, "jwt-audience", "", "require this aud claim, e.g. the hub's URL")
+	fs.StringVar(&a.issuer, "jwt-issuer", "", "require this iss claim")
+	fs.BoolVar(&a.requireExp, "jwt-require-exp", false, "refuse tokens without an exp claim")
+	fs.DurationVar(&a.leeway, "jwt-leeway", 0, "clock skew tolerated on exp, nbf and iat")
+	fs.StringVar(&a.cookie, "cookie-name", jwtauth.DefaultCookieName, "cookie holding a browser's token ("+jwtauth.SecureCookieName+" is read too)")
+	fs.BoolVar(&a.queryToken, "allow-query-token", false, "also accept a token in the authorization query parameter (it leaks into logs and history; redacted from ours)")
+	fs.IntVar(&a.maxSelectors, "max-token-selectors", jwtauth.DefaultMaxMatchers, "topic selectors one token may carry")
+	return a
+}
+
+// config builds the jwtauth.Config of the flags. pubSecret and subSecret
+// say whether --publisher-key and --subscriber-key are set: each role takes
+// one kind of key.
+func (a *authFlags) config(fs *flag.FlagSet, stdio IO, pubSecret, subSecret bool) (jwtauth.Config, error) {
+	from := func(name string) string { return origin(fs, stdio, name) }
+	var cfg jwtauth.Config
+	for _, role := range []struct {
+		name              string
+		secret            bool
+		pem, jwks         string
+		key               *jwtauth.Key
+		secretF, pemF, jF string
+	}{
+		{"publisher", pubSecret, a.pubPEM, a.pubJWKS, &cfg.Publisher, "publisher-key", "publisher-public-key", "publisher-jwks"},
+		{"subscriber", subSecret, a.subPEM, a.subJWKS, &cfg.Subscriber, "subscriber-key", "subscriber-public-key", "subscriber-jwks"},
+	} {
+		n := 0
+		for _, set := range []bool{role.secret, role.pem != "", role.jwks != ""} {
+			if set {
+				n++
+			}
+		}
+		if n > 1 {
+			return cfg, usagef("set one of %s, %s and %s", from(role.secretF), from(role.pemF), from(role.jF))
+		}
+		role.key.PublicKeyFile, role.key.JWKS = role.pem, role.jwks
+		role.key.Algorithms = a.algs
+	}
+	if !pubSecret && cfg.Publisher.PublicKeyFile == "" && cfg.Publisher.JWKS == "" && (cfg.Subscriber.PublicKeyFile != "" || cfg.Subscriber.JWKS != "") {
+		return cfg, usagef("a subscriber key needs a publisher key: set --publisher-key, --publisher-public-key or --publisher-jwks")
+	}
+	switch {
+	case a.leeway < 0:
+		return cfg, usagef("%s must not be negative", from("jwt-leeway"))
+	case a.maxSelectors <= 0:
+		return cfg, usagef("%s must be positive", from("max-token-selectors"))
+	case a.cookie == "" || strings.ContainsAny(a.cookie, " \t\r\n;,="):
+		return cfg, usagef("%s is not a valid cookie name", from("cookie-name"))
+	}
+	cfg.Audience, cfg.Issuer, cfg.RequireExp, cfg.Leeway = a.audience, a.issuer, a.requireExp, a.leeway
+	cfg.CookieName, cfg.AllowQueryToken, cfg.MaxMatchers = a.cookie, a.queryToken, a.maxSelectors
+	return cfg, nil
+}
+
+// inspect explains whether the hub, configured with the same key flags as
+// serve, accepts a token, and why not. It prints the token's header and
+// claims, never a key or the signature.
+func inspect(stdio IO, args []string) error {
+	fs := flagSet("token inspect", "token inspect [flags] TOKEN|-", stdio)
+	var pubKey, subKey, role string
+	fs.StringVar(&pubKey, "publisher-key", "", "HMAC secret of publisher tokens (as for serve)")
+	fs.StringVar(&subKey, "subscriber-key", "", "HMAC secret of subscriber tokens (as for serve; default: the publisher key)")
+	fs.StringVar(&role, "role", "both", "check the token as a publisher, subscriber or both")
+	af := addAuthFlags(fs)
+	if err := parse(fs, args, stdio); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("want one argument, the token (or - to read it from stdin); got %d", fs.NArg())
+	}
+	tok := fs.Arg(0)
+	if tok == "-" {
+		b, err := io.ReadAll(io.LimitReader(stdio.Stdin, jwtauth.DefaultMaxTokenBytes+1))
+		if err != nil {
+			return fmt.Errorf("reading the token: %w", err)
+		}
+		tok = strings.TrimSpace(string(b))
+	}
+	tok = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(tok), "Bearer "))
+	var roles []auth.Role
+	switch role {
+	case "publisher":
+		roles = []auth.Role{auth.Publisher}
+	case "subscriber":
+		roles = []auth.Role{auth.Subscriber}
+	case "both":
+		roles = []auth.Role{auth.Publisher, auth.Subscriber}
+	default:
+		return usagef("invalid value %q for %s: want publisher, subscriber or both", role, origin(fs, stdio, "role"))
+	}
+	cfg, err := af.config(fs, stdio, pubKey != "", subKey != "")
+	if err != nil {
+		return err
+	}
+	for _, k := range []struct {
+		flag, secret string
+		key          *jwtauth.Key
+	}{{"publisher-key", pubKey, &cfg.Publisher}, {"subscriber-key", subKey, &cfg.Subscriber}} {
+		if k.secret == "" {
+			continue
+		}
+		if err := checkKey(origin(fs, stdio, k.flag), k.secret); err != nil {
+			return err
+		}
+		k.key.Secret = []byte(k.secret)
+	}
+	if cfg.Publisher.IsZero() {
+		return usagef("no key: set --publisher-key, --publisher-public-key or --publisher-jwks as the hub has them")
+	}
+	a, err := jwtauth.New(cfg)
+	if err != nil {
+		return err
+	}
+
+	w := stdio.Stdout
+	d, err := jwtauth.Decode(tok)
+	if err != nil {
+		fmt.Fprintf(w, "token:   %v\n", err)
+	} else {
+		printDecoded(w, d, time.Now())
+	}
+	accepted := false
+	for _, r := range roles {
+		g, aerr := a.Verify(tok, r)
+		if aerr != nil {
+			fmt.Fprintf(w, "%-11s refused: %s\n", r.String()+":", aerr.Description)
+			continue
+		}
+		accepted = true
+		exp := "never expires"
+		if !g.Expires.IsZero() {
+			exp = "expires in " + time.Until(g.Expires).Round(time.Second).String()
+		}
+		fmt.Fprintf(w, "%-11s accepted (%d publish and %d subscribe selectors; %s)\n", r.String()+":", len(g.Publish), len(g.Subscribe), exp)
+	}
+	if !accepted {
+		return errors.New("the hub would refuse this token")
+	}
+	return nil
+}
+
+// printDecoded prints a token's header and claims for inspect. Values are
+// quoted: they come from the token, unverified.
+func printDecoded(w io.Writer, d *jwtauth.Decoded, now time.Time) {
+	var hdr []string
+	for _, k := range []string{"alg", "typ", "kid"} {
+		if v, ok := d.Header[k]; ok {
+			hdr = append(hdr, fmt.Sprintf("%s=%q", k, fmt.Sprint(v)))
+		}
+	}
+	fmt.Fprintf(w, "header:  %s\n", strings.Join(hdr, " "))
+	for _, k := range []string{"jku", "x5u", "jwk", "x5c"} {
+		if _, ok := d.Header[k]; ok {
+			fmt.Fprintf(w, "         %s header present: ignored, keys come only from the hub's configuration\n", k)
+		}
+	}
+	for _, k := range []string{"sub", "iss", "aud", "jti"} {
+		if v, ok := d.Claims[k]; ok {
+			fmt.Fprintf(w, "%-8s %s\n", k+":", compactJSON(v))
+		}
+	}
+	for _, k := range []string{"exp", "nbf", "iat"} {
+		v, ok := d.Claims[k]
+		if !ok {
+			continue
+		}
+		f, isNum := v.(float64)
+		if !isNum {
+			fmt.Fprintf(w, "%-8s %s (not a number)\n", k+":", compactJSON(v))
+			continue
+		}
+		at := time.Unix(int64(f), 0)
+		rel := "in " + at.Sub(now).Round(time.Second).String()
+		if at.Before(now) {
+			rel = now.Sub(at).Round(time.Second).String() + " ago"
+		}
+		fmt.Fprintf(w, "%-8s %s (%s)\n", k+":", at.UTC().Format(time.RFC3339), rel)
+	}
+	for _, k := range []string{"mercure", "authorization_details"} {
+		if v, ok := d.Claims[k]; ok {
+			fmt.Fprintf(w, "%-8s %s\n", "claim:", k+" "+compactJSON(v))
+		}
+	}
+}
+
+// compactJSON renders a claim value on one line, shortened when long.
+func compactJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprintf("%q", fmt.Sprint(v))
+	}
+	s := string(b)
+	if len(s) > 400 {
+		s = s[:400] + "…"
+	}
+	return s
 }
