@@ -1,6 +1,6 @@
 # Common tasks. `make test` is the one command that runs the whole suite,
 # on a fresh machine as in CI.
-.PHONY: test build run bench fuzz
+.PHONY: test build run bench bench-go bench-suite fuzz
 
 test:
 	./scripts/test
@@ -11,8 +11,16 @@ build:
 run:
 	go run ./cmd/ssehub serve
 
-bench:
+# The Go benchmarks, then the scenario suite against ssehub and the
+# yardstick (scripts/bench; sizes from BENCH_* variables, results in
+# bench-results/).
+bench: bench-go bench-suite
+
+bench-go:
 	go test -run='^$$' -bench=. -benchmem ./...
+
+bench-suite:
+	./scripts/bench
 
 # Run every fuzz target briefly (FUZZTIME per target).
 FUZZTIME ?= 30s

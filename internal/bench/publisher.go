@@ -125,7 +125,10 @@ func (p *publishers) run(ctx context.Context, rate float64, limit uint64, conc i
 				if ctx.Err() != nil {
 					return
 				}
-				body = p.publishOne(ctx, body[:0], p.pick(i))
+				// A publish under way when the run's time is up is
+				// finished, not cancelled: cancelled, it could be stored
+				// and delivered yet not acknowledged.
+				body = p.publishOne(context.WithoutCancel(ctx), body[:0], p.pick(i))
 			}
 		}()
 	}
@@ -146,11 +149,9 @@ func (p *publishers) publishOne(ctx context.Context, buf []byte, t uint32) []byt
 	buf = AppendPayload(buf, Payload{Topic: t, Seq: seq, Sent: sent.UnixNano()}, p.payloadSize)
 	err := p.post(ctx, buf)
 	if err != nil {
-		if ctx.Err() == nil {
-			p.errors.Add(1)
-			s := err.Error()
-			p.lastErr.Store(&s)
-		}
+		p.errors.Add(1)
+		s := err.Error()
+		p.lastErr.Store(&s)
 		p.failed[t].Add(1)
 		return buf
 	}

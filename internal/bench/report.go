@@ -60,6 +60,7 @@ func WriteText(w io.Writer, results ...*Result) error {
 	lat("latency max", func(s Summary) float64 { return s.Max })
 	row("lost", func(r *Result) string { return checked(r, r.Lost) })
 	row("duplicated", func(r *Result) string { return checked(r, r.Duplicated) })
+	row("unacknowledged but delivered", func(r *Result) string { return countIf(r.Extra) })
 	row("disconnects", func(r *Result) string { return countIf(r.Disconnects) })
 	row("connect errors", func(r *Result) string { return countIf(r.ConnectErrors) })
 	row("storm: all live after", func(r *Result) string {
@@ -130,9 +131,9 @@ func WriteText(w io.Writer, results ...*Result) error {
 		}
 		fmt.Fprintf(w, "\nramp (%s):\n", label(r))
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintf(tw, "events/s\tpublished/s\tdeliveries/s\tp50\tp99\tmax\t\n")
+		fmt.Fprintf(tw, "events/s\tpublished/s\tdeliveries/s\tp50\tp99\tmax\t\t\n")
 		for _, s := range r.Ramp {
-			fmt.Fprintf(tw, "%.0f\t%.0f\t%.0f\t%s\t%s\t%s\t%s\n", s.Rate, s.PublishesPerSecond, s.DeliveriesPerSecond,
+			fmt.Fprintf(tw, "%.0f\t%.0f\t%.0f\t%s\t%s\t%s\t  %s\t\n", s.Rate, s.PublishesPerSecond, s.DeliveriesPerSecond,
 				fmtMS(s.Latency.P50), fmtMS(s.Latency.P99), fmtMS(s.Latency.Max), s.Saturated)
 		}
 		if err := tw.Flush(); err != nil {

@@ -789,18 +789,17 @@ func (c *coordinator) ramp(ctx context.Context, res *Result, pubs *publishers) e
 		c.mu.Lock()
 		c.step = Histogram{}
 		c.mu.Unlock()
-		t0 := time.Now()
 		pctx, cancel := context.WithTimeout(ctx, r.Step)
 		pubs.run(pctx, rate, 0, c.cfg.Publishers)
 		cancel()
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		// Let the last tick of the step arrive.
+		// Let the last events of the step arrive, and the ticks telling
+		// of them: the deliveries of a step are those of its events.
 		if err := sleep(ctx, 300*time.Millisecond); err != nil {
 			return err
 		}
-		secs := time.Since(t0).Seconds()
 		c.mu.Lock()
 		h := c.step // the counts are ours now: c.step starts afresh
 		c.step = Histogram{}
@@ -808,7 +807,7 @@ func (c *coordinator) ramp(ctx context.Context, res *Result, pubs *publishers) e
 		st := RampStep{
 			Rate:                rate,
 			PublishesPerSecond:  float64(pubs.published.Load()-pub0) / r.Step.Seconds(),
-			DeliveriesPerSecond: float64(c.sum().Delivered-before) / secs,
+			DeliveriesPerSecond: float64(c.sum().Delivered-before) / r.Step.Seconds(),
 			Latency:             h.Summarize(),
 		}
 		target := rate * c.deliveriesPerEvent()
