@@ -95,7 +95,15 @@ func parseURL(rawURL string) (*redis.Options, string, error) {
 		}
 		return nil, "", fmt.Errorf("redisstore: invalid URL: %v", err)
 	}
-	shown := u.Redacted()
+	// Show the URL in errors without its password; a URL with an "@"
+	// that did not parse as user information is not shown at all.
+	shown := rawURL
+	if strings.Contains(rawURL, "@") {
+		shown = "(not shown)"
+		if u.User != nil {
+			shown = u.Redacted()
+		}
+	}
 	if u.Scheme != "redis" && u.Scheme != "rediss" {
 		return nil, "", fmt.Errorf("redisstore: invalid URL %q: the scheme must be redis or rediss", shown)
 	}
