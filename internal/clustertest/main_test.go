@@ -180,6 +180,9 @@ func (l *load) finish(live ...int) *Report {
 	} else {
 		t.Log(rep.Summary())
 	}
+	for _, u := range rep.StoredUnacked {
+		t.Logf("stored although not acknowledged: %s", u)
+	}
 	return rep
 }
 

@@ -196,6 +196,10 @@ type Report struct {
 	// Lost counts acknowledged events some subscriber is missing, and no
 	// gap notice covers (each is also a problem).
 	Lost int
+	// StoredUnacked describes the unacknowledged attempts found in the log
+	// (at most 10): what the publisher was told about an event that was
+	// stored after all.
+	StoredUnacked []string
 }
 
 // OK reports whether the check found no problem.
@@ -293,6 +297,10 @@ func (r *Recorder) Check(log []string) *Report {
 			pr.add("log-unknown", "log: %s at position %d was never published by this test", id, i)
 		case !p.Acked:
 			rep.UnackedInLog++
+			if len(rep.StoredUnacked) < 10 {
+				rep.StoredUnacked = append(rep.StoredUnacked, fmt.Sprintf("%s to node %d: status %d after %v: %s",
+					id, p.Node, p.Status, p.End.Sub(p.Start).Round(time.Millisecond), p.Err))
+			}
 		}
 	}
 	last := map[int]*Publish{} // per publisher, its latest acknowledged publish
