@@ -5,10 +5,14 @@ import (
 	"crypto/rand"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/ssehub/ssehub/hub"
 	"github.com/ssehub/ssehub/internal/testsvc"
@@ -55,12 +59,15 @@ func BenchmarkAppend(b *testing.B) {
 	for _, appenders := range []int{1, 32} {
 		b.Run(fmt.Sprintf("appenders=%d", appenders), func(b *testing.B) {
 			s := open(b, freshURL(r), redisstore.Config{Limits: redisstore.DefaultLimits})
+			c := client(b, r.Addr)
+			mem0 := usedMemory(b, c)
 			b.ResetTimer()
 			start := time.Now()
 			appendConcurrently(b, s, appenders, b.N)
 			el := time.Since(start)
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/el.Seconds(), "appends/s")
+			b.ReportMetric(float64(usedMemory(b, c)-mem0)/float64(b.N), "redis-bytes/event")
 		})
 	}
 }
@@ -98,4 +105,23 @@ func BenchmarkCrossNodeLatency(b *testing.B) {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
+
+// usedMemory returns Redis's used_memory.
+func usedMemory(tb testing.TB, c *redis.Client) int64 {
+	info, err := c.Info(context.Background(), "memory").Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return n
+		}
+	}
+	tb.Fatal("no used_memory in INFO memory")
+	return 0
 }
