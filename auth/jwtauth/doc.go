@@ -15,7 +15,21 @@
 // never verifies, an HMAC secret that looks like a PEM key is refused, keys
 // come only from configuration (never from the token's jwk, jku or x5u
 // headers), exp and nbf are enforced, and aud and iss are checked when
-// configured. Tokens are read from the Authorization header, then the cookie,
+// configured.
+//
+// # Keys
+//
+// A role's key is an HMAC secret, a PEM public key (RSA, ECDSA, Ed25519) or
+// a JWK Set read from a configured https URL or file (Key.JWKS). A JWK Set
+// is cached, read again every Config.JWKSRefresh and when a token names an
+// unknown kid (at most once per Config.JWKSMinRefresh, so a flood of random
+// kids costs one fetch a minute), without a background goroutine: the
+// request that finds the set stale refreshes it. Only public RSA, EC and
+// Ed25519 keys of a set verify, each only the algorithms of its type and
+// its own "alg". Config.Issuers gives each token issuer its own keys and
+// its own JWK Set cache, so a kid of one issuer never selects another
+// issuer's key (the Centrifugo 2026 advisory); the unverified iss only
+// selects among configured issuers and is then verified. Tokens are read from the Authorization header, then the cookie,
 // and from the "authorization" query parameter only when explicitly enabled
 // (T6). Every failure is an *auth.Error whose description never contains the
 // token or key material.
@@ -30,4 +44,15 @@
 // the claims, and WithTimeFunc lets tests control the clock. Signature
 // verification is the part of JWT handling most dangerous to write by hand.
 // This package is the only one in the module that imports a JWT library.
+//
+// The JWK Set fetcher is written here (jwks.go, about 300 lines on the
+// standard library) rather than taken from github.com/MicahParks/keyfunc/v3:
+// its current release needs a jwkset version the module proxy we build
+// with does not serve, its refresh runs in a goroutine per set (which every
+// Authenticator would then have to stop), and its unknown-kid refresh waits
+// on a rate limiter inside the request (up to a minute by default), where
+// ours answers at once. Parsing a JWK is small with the standard library
+// (crypto/ecdsa.ParseUncompressedPublicKey checks EC points), and the
+// security-relevant rules (no symmetric keys, algorithm bound to key type,
+// cache per issuer) are easier to guarantee in our own code.
 package jwtauth
