@@ -147,7 +147,7 @@ func runScenario(t *testing.T, name, base string, steps map[string]step) {
 	t.Helper()
 	installNodeModules(t)
 	chromium := testsvc.Require(t, "chromium", "chromium")
-	node := testsvc.Require(t, "node", "nodejs")
+	node := requireNode(t)
 	shots := t.TempDir()
 	if *updateShots {
 		shots = filepath.Join("..", "..", "docs", "images")
@@ -181,6 +181,13 @@ func runScenario(t *testing.T, name, base string, steps map[string]step) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	waited := false
+	t.Cleanup(func() { // when a step failed the test: stop Node and Chromium
+		if !waited {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			cmd.Wait()
+		}
+	})
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	passed := false
@@ -208,6 +215,7 @@ func runScenario(t *testing.T, name, base string, steps map[string]step) {
 	}
 	stdin.Close()
 	err = cmd.Wait()
+	waited = true
 	if err != nil || !passed {
 		t.Fatalf("%s failed (%v):\n%s", name, err, stderr.String())
 	}
@@ -273,9 +281,11 @@ func pinnedVersion(file string) (string, error) {
 
 // TestDebugger: an event published with the page's form appears in the
 // page's event list within a second; so does a private one published over
-// HTTP; history lists both; resuming replays.
+// HTTP; history lists both; resuming replays; EventSource reads a private
+// event with the token in a cookie. It is the one test with a browser-level
+// deadline (the "within a second"), so it does not run in parallel
+// with the other browser tests of the package.
 func TestDebugger(t *testing.T) {
-	t.Parallel()
 	p := startHub(t, testsvc.Addr(testsvc.FreePort(t)), "--store", "memory")
 	tok := token(t)
 	runScenario(t, "debugger", p.base, map[string]step{
@@ -400,4 +410,21 @@ func steadyLoad(t *testing.T, base, tok string, d time.Duration) {
 		rate := 30 + 20*math.Sin(sec/3)
 		time.Sleep(time.Duration(float64(time.Second) / rate))
 	}
+}
+
+// requireNode returns the path of node, failing the test when it is older
+// than playwright-core supports.
+func requireNode(t *testing.T) string {
+	t.Helper()
+	node := testsvc.Require(t, "node", "nodejs")
+	out, err := exec.Command(node, "--version").Output()
+	if err != nil {
+		t.Fatalf("node --version: %v", err)
+	}
+	v := strings.TrimPrefix(strings.TrimSpace(string(out)), "v")
+	major, _, _ := strings.Cut(v, ".")
+	if n, err := strconv.Atoi(major); err != nil || n < 20 {
+		t.Fatalf("node %s is too old: playwright-core needs Node 20 or newer (https://nodejs.org)", v)
+	}
+	return node
 }

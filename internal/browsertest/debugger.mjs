@@ -64,8 +64,31 @@ run(async (browser) => {
   await page.locator(`#events li[data-id="${id2}"]`).nth(1).waitFor();
   assert((await page.locator(`#events li[data-id="${id1}"]`).count()) === 1, "the resume replayed the event it resumed after");
 
-  // Refusals are shown, not swallowed: a bad token.
+  // EventSource with a token: the page puts it in the mercureAuthorization
+  // cookie for the hub path, so the browser's own client reads a private
+  // event, published here with the form's ID and Private fields.
   await page.getByRole("button", { name: "Stop" }).click();
+  await page.getByLabel("Resume after ID", { exact: true }).fill("");
+  await page.getByRole("radio", { name: "EventSource" }).check();
+  // The form still publishes with type book-updated, which EventSource
+  // delivers only to a page that listens for it by name.
+  await page.getByLabel("Other event types for EventSource", { exact: true }).fill("book-updated");
+  await page.getByRole("button", { name: "Subscribe", exact: true }).click();
+  await page.locator('#sub-status[data-state="open"]').waitFor();
+  const cookies = await page.context().cookies(base + "/.well-known/mercure");
+  assert(cookies.some((c) => c.name === "mercureAuthorization" && c.value === token && c.path === "/.well-known/mercure" && c.sameSite === "Strict"), "no mercureAuthorization cookie for the hub path");
+  await page.getByLabel("Topics", { exact: true }).fill("https://example.com/e2e/books/3");
+  await page.getByLabel("ID", { exact: true }).fill("e2e-private-3");
+  await page.getByRole("checkbox", { name: /Private/ }).check();
+  await page.getByRole("button", { name: "Publish" }).click();
+  await page.locator('#pub-result[data-id="e2e-private-3"]').waitFor();
+  await page.locator('#events li[data-id="e2e-private-3"]').waitFor({ timeout: 1000 });
+  await page.getByRole("button", { name: "Stop" }).click();
+  const left = await page.context().cookies(base + "/.well-known/mercure");
+  assert(!left.some((c) => c.name === "mercureAuthorization"), "the cookie outlived the subscription");
+  await page.getByRole("radio", { name: "fetch stream" }).check();
+
+  // Refusals are shown, not swallowed: a bad token.
   await page.getByLabel("Subscriber token", { exact: true }).fill("not-a-token");
   await page.getByRole("button", { name: "Subscribe", exact: true }).click();
   await page.locator('#sub-status[data-state="error"]', { hasText: "HTTP 401" }).waitFor();

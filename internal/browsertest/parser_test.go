@@ -14,8 +14,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ssehub/ssehub/internal/testsvc"
 )
 
 // TestParserGolden runs the web UI's JavaScript event-stream parser over
@@ -26,7 +24,7 @@ import (
 // which a browser does not have, are left out.
 func TestParserGolden(t *testing.T) {
 	t.Parallel()
-	node := testsvc.Require(t, "node", "nodejs")
+	node := requireNode(t)
 	files, err := filepath.Glob(filepath.Join("..", "..", "sse", "testdata", "decode", "*.txt"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no golden vectors: %v", err)

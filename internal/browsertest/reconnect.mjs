@@ -10,7 +10,7 @@ run(async (browser) => {
   const page = await newPage(browser);
   await page.goto(base + "/");
   await page.getByLabel("Selectors", { exact: true }).fill(TOPIC);
-  await page.getByLabel("EventSource", { exact: true }).check();
+  await page.getByRole("radio", { name: "EventSource" }).check();
   await page.getByRole("button", { name: "Subscribe", exact: true }).click();
   await page.locator('#sub-status[data-state="open"]').waitFor();
 
