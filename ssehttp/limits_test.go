@@ -279,3 +279,27 @@ func TestMaxLifetime(t *testing.T) {
 }
 
 var _ auth.Authenticator = streamLimitTokens
+
+func BenchmarkLimiter(b *testing.B) {
+	l := newLimiter(Limits{MaxStreams: 1 << 30, MaxStreamsPerIP: 1 << 30, MaxStreamsPerSubject: 1 << 30, PublishRate: 1e9, PublishBurst: 1 << 30}, time.Now)
+	b.Run("acquire+release", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for i := 0; pb.Next(); i++ {
+				rel, _, _, ok := l.acquire(strconv.Itoa(i%1024), "subject")
+				if !ok {
+					b.Fatal("refused")
+				}
+				rel()
+			}
+		})
+	})
+	b.Run("allowPublish", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for i := 0; pb.Next(); i++ {
+				l.allowPublish(strconv.Itoa(i % 1024))
+			}
+		})
+	})
+}

@@ -465,3 +465,33 @@ func TestIssuers(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkVerify(b *testing.B) {
+	k := testKeys()
+	claims := jwt.MapClaims{"exp": now.Add(time.Hour).Unix(), "mercure": map[string]any{"subscribe": []string{"https://example.com/books/{id}"}}}
+	doc, _ := json.Marshal(map[string]any{"keys": []any{rsaJWK("k1", &k.rsa.PublicKey), ecJWK("ec", &k.p256.PublicKey)}})
+	path := filepath.Join(b.TempDir(), "jwks.json")
+	if err := os.WriteFile(path, doc, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name  string
+		key   jwtauth.Key
+		token string
+	}{
+		{"HS256", jwtauth.Key{Secret: secret}, sign(b, jwt.SigningMethodHS256, secret, nil, claims)},
+		{"RS256 PEM", jwtauth.Key{PublicKey: k.rsaPEM}, sign(b, jwt.SigningMethodRS256, k.rsa, nil, claims)},
+		{"RS256 JWKS", jwtauth.Key{JWKS: path}, sign(b, jwt.SigningMethodRS256, k.rsa, map[string]any{"kid": "k1"}, claims)},
+		{"ES256 JWKS", jwtauth.Key{JWKS: path, Algorithms: []string{"ES256"}}, sign(b, jwt.SigningMethodES256, k.p256, map[string]any{"kid": "ec"}, claims)},
+	} {
+		a := newAuth(b, jwtauth.Config{Publisher: bc.key})
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := a.Verify(bc.token, auth.Subscriber); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
