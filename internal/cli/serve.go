@@ -46,7 +46,7 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key `file` for --tls-cert")
 	fs.BoolVar(&cfg.H2C, "h2c", false, "also serve cleartext HTTP/2 (behind a proxy that speaks it)")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long a graceful shutdown may take")
-	fs.StringVar(&cfg.Engine, "store", "bolt", "where history is kept: bolt (durable, in --data) or memory (lost on exit)")
+	fs.StringVar(&cfg.Engine, "store", "bolt", "where history is kept: bolt (durable, in --data), memory (lost on exit), or a shared engine for several hubs: redis://HOST:PORT (Redis Streams) or nats://HOST:PORT (NATS JetStream)")
 	fs.StringVar(&cfg.DataDir, "data", server.DefaultDataDir, "`directory` of the bolt store")
 	fs.IntVar(&cfg.Retention.MaxUpdates, "max-updates", 0, "updates of history to keep (0: 1000000 for bolt, 10000 for memory; negative: no limit, bolt only)")
 	fs.Int64Var(&cfg.Retention.MaxBytes, "max-bytes", 0, "bytes of history to keep (0: 1 GiB for bolt, 64 MiB for memory; negative: no limit, bolt only)")
@@ -92,7 +92,9 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 			return usagef("the memory store needs a limit: --max-updates and --max-bytes must not be negative with --store memory")
 		}
 	default:
-		return usagef("invalid value %q for %s: want bolt or memory", cfg.Engine, from("store"))
+		if !server.IsEngineURL(cfg.Engine) {
+			return usagef("invalid value %q for %s: want bolt, memory, redis://HOST:PORT or nats://HOST:PORT", cfg.Engine, from("store"))
+		}
 	}
 	for _, c := range cors {
 		if c == "" || c == "null" {

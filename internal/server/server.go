@@ -58,7 +58,10 @@ type Config struct {
 	// ShutdownGrace bounds a graceful shutdown. Zero means 10 s.
 	ShutdownGrace time.Duration
 	// Engine selects the store: "bolt" (the default: the embedded durable
-	// store in DataDir) or "memory" (history lost on exit).
+	// store in DataDir), "memory" (history lost on exit), or the URL of a
+	// shared engine that several hubs use as one: redis:// or rediss://
+	// (Redis Streams, package redisstore) or nats:// (NATS JetStream,
+	// package natsstore).
 	Engine string
 	// DataDir is the embedded store's directory. Empty means
 	// DefaultDataDir.
@@ -141,7 +144,10 @@ func openStore(cfg Config) (hub.Store, error) {
 		}
 		return hub.NewMemoryStore(hub.MemoryConfig{MaxUpdates: r.MaxUpdates, MaxBytes: int(r.MaxBytes)}), nil
 	default:
-		return nil, fmt.Errorf("unknown store engine %q (want bolt or memory)", cfg.Engine)
+		if IsEngineURL(cfg.Engine) {
+			return openShared(cfg, nil)
+		}
+		return nil, fmt.Errorf("unknown store engine %q (want bolt, memory, redis://… or nats://…)", cfg.Engine)
 	}
 }
 
