@@ -153,7 +153,7 @@ const (
 // EndReasons lists every EndReason, for observers that set up their
 // labels in advance.
 var EndReasons = []EndReason{EndClientGone, EndDrain, EndExpired, EndQueueOverflow,
-	EndWriteTimeout, EndWriteFailed, EndHubClosed, EndStoreFailed}
+	EndWriteTimeout, EndWriteFailed, EndHubClosed, EndStoreFailed, EndMaxLifetime}
 
 // writeEnd is the reason of a stream whose write failed with err.
 func writeEnd(err error) EndReason {
