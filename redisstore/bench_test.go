@@ -125,3 +125,43 @@ func usedMemory(tb testing.TB, c *redis.Client) int64 {
 	tb.Fatal("no used_memory in INFO memory")
 	return 0
 }
+
+// BenchmarkRead measures replaying 10,000 retained updates.
+func BenchmarkRead(b *testing.B) {
+	const events = 10_000
+	r := testsvc.StartRedis(b)
+	s := open(b, freshURL(r), redisstore.Config{})
+	appendConcurrently(b, s, 64, events)
+	b.ResetTimer()
+	for range b.N {
+		n := 0
+		if err := s.Read(context.Background(), hub.Position{}, func(*hub.Update) bool { n++; return true }); err != nil {
+			b.Fatal(err)
+		}
+		if n != events {
+			b.Fatalf("read %d updates; want %d", n, events)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*events), "ns/update")
+}
+
+// BenchmarkLookup measures resolving a known and an unknown ID in a
+// history of 10,000 updates: both are one HGET.
+func BenchmarkLookup(b *testing.B) {
+	const events = 10_000
+	r := testsvc.StartRedis(b)
+	s := open(b, freshURL(r), redisstore.Config{})
+	appendConcurrently(b, s, 64, events-1)
+	known := benchUpdate()
+	mustAppend(b, s, known)
+	for _, c := range []struct{ name, id string }{
+		{"known", known.ID},
+		{"unknown", hub.NewID()},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for range b.N {
+				_, _ = s.Lookup(context.Background(), c.id)
+			}
+		})
+	}
+}

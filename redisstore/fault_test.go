@@ -467,3 +467,27 @@ func TestOpenErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendTooLarge checks that an update the script cannot store (more
+// fields than a Lua call takes) fails without changing the log.
+func TestAppendTooLarge(t *testing.T) {
+	r := testsvc.StartRedis(t)
+	s := open(t, freshURL(r), redisstore.Config{})
+	a := mustAppend(t, s, upd("a"))
+	big := upd("big")
+	for i := range 5000 {
+		big.Topics = append(big.Topics, fmt.Sprint("t", i))
+	}
+	err := s.Append(context.Background(), big)
+	if err == nil {
+		t.Fatal("Append of an update with 5000 topics succeeded")
+	}
+	t.Logf("Append of 5000 topics: %v", err)
+	b := mustAppend(t, s, upd("b"))
+	if b.Pos.Seq != a.Pos.Seq+1 {
+		t.Errorf("the append after a failed one got seq %d; want %d (nothing changed)", b.Pos.Seq, a.Pos.Seq+1)
+	}
+	if _, err := s.Lookup(context.Background(), "big"); !errors.Is(err, hub.ErrNotFound) {
+		t.Errorf("Lookup of the failed update: %v; want ErrNotFound", err)
+	}
+}

@@ -211,13 +211,15 @@ end
 // It returns {epoch, seq}.
 var appendScript = redis.NewScript(prelude + `
 local ep = current()
-local seq = redis.call('HINCRBY', meta, 'seq', 1)
-local ss = seqstr(seq)
+local ss = seqstr(tonumber(redis.call('HGET', meta, 'seq')) + 1)
 local id, size, ms = ARGV[9], ARGV[10], ARGV[11]
 local nf = tonumber(ARGV[12])
 local args = {'XADD', log, ss .. '-0', 'e', ep}
 for i = 13, 12 + 2 * nf do args[#args + 1] = ARGV[i] end
+-- The XADD is the first write (unless current() started an epoch): if it
+-- fails, nothing has changed.
 redis.call(unpack(args))
+redis.call('HSET', meta, 'seq', ss)
 redis.call('HINCRBY', meta, 'bytes', size)
 index(ss, id)
 local k = 13 + 2 * nf

@@ -273,10 +273,11 @@ func (s *Store) Lookup(ctx context.Context, id string) (hub.Position, error) {
 }
 
 // Read calls fn with the retained updates after after, oldest first, in
-// batches of 256 read with XRANGE (each in one transaction with the
-// epoch). It holds no connection while fn runs.
+// batches read with XRANGE (each in one transaction with the epoch),
+// growing from 16 to 256 updates so that a short read stays small. It
+// holds no connection while fn runs.
 func (s *Store) Read(ctx context.Context, after hub.Position, fn func(*hub.Update) bool) error {
-	const batch = 256
+	batch := 16
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -287,7 +288,7 @@ func (s *Store) Read(ctx context.Context, after hub.Position, fn func(*hub.Updat
 		if after.Seq == math.MaxUint64 {
 			return nil
 		}
-		epoch, msgs, err := s.readBatch(ctx, after.Seq+1, batch)
+		epoch, msgs, err := s.readBatch(ctx, after.Seq+1, int64(batch))
 		if err != nil {
 			return err
 		}
@@ -314,6 +315,7 @@ func (s *Store) Read(ctx context.Context, after hub.Position, fn func(*hub.Updat
 		if len(msgs) < batch {
 			return nil
 		}
+		batch = min(4*batch, 256)
 	}
 }
 
