@@ -380,7 +380,7 @@ func (s *Store) Follow(ctx context.Context, after hub.Position, fn func(*hub.Upd
 		if err == nil {
 			res, err = s.rdb.XRead(ctx, &redis.XReadArgs{
 				Streams: []string{s.logKey, strconv.FormatUint(last, 10) + "-0"},
-				Count:   512,
+				Count:   256,
 				Block:   s.cfg.BlockTimeout,
 			}).Result()
 			if errors.Is(err, redis.Nil) {
