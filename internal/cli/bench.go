@@ -23,7 +23,13 @@ func benchCmd(ctx context.Context, stdio IO, args []string) error {
 		switch args[0] {
 		case "worker":
 			// Hidden: a worker process of a run, driven over stdin/stdout.
-			return bench.ServeWorker(ctx, stdio.Stdin, stdio.Stdout)
+			// Interrupted with its coordinator (one Ctrl-C reaches both),
+			// it leaves the explaining to the coordinator.
+			err := bench.ServeWorker(ctx, stdio.Stdin, stdio.Stdout)
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
 		case "report":
 			return benchReport(stdio, args[1:])
 		}
@@ -74,7 +80,7 @@ func benchCmd(ctx context.Context, stdio IO, args []string) error {
 	fs.IntVar(&rampStart, "ramp-start", 10, "first rate of --ramp, in events/s")
 	fs.IntVar(&rampFac, "ramp-factor", 2, "the rate is multiplied by this at each step of --ramp")
 	fs.DurationVar(&cfg.Ramp.Step, "ramp-step", 5*time.Second, "duration of each step of --ramp")
-	fs.DurationVar(&cfg.Ramp.MaxP99, "ramp-p99", 100*time.Millisecond, "--ramp stops after the step whose p99 latency passes this")
+	fs.DurationVar(&cfg.Ramp.MaxP99, "ramp-p99", 500*time.Millisecond, "--ramp stops after the step whose p99 latency passes this")
 	fs.IntVar(&cfg.Ramp.MaxSteps, "ramp-steps", 12, "most steps of --ramp")
 	fs.IntVar(&cfg.PID, "pid", 0, "process ID of the hub, to measure its memory and CPU from /proc")
 	fs.StringVar(&jsonFile, "json", "", "write the result as JSON to this `file`")
