@@ -146,3 +146,34 @@ func TestMemoryFollowBehindTail(t *testing.T) {
 		t.Errorf("Follow gave %d updates; want b0 and at least the %d of the tail", len(got), s.tailCap)
 	}
 }
+
+// BenchmarkMemoryAppend measures appends to a MemoryStore at its default
+// global limits, to one topic without a rule and to topics that each keep
+// their 10 newest updates (so nearly every append discards one from the
+// middle of the log).
+func BenchmarkMemoryAppend(b *testing.B) {
+	for _, c := range []struct {
+		name   string
+		limits TopicLimits
+	}{
+		{"no-rules", nil},
+		{"keep=10", func(string) (Limits, bool) { return Limits{MaxUpdates: 10}, true }},
+		{"keep=10,age=1h", func(string) (Limits, bool) { return Limits{MaxUpdates: 10, MaxAge: time.Hour}, true }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			s := NewMemoryStore(MemoryConfig{TopicLimits: c.limits})
+			defer s.Close()
+			topics := make([][]string, 100)
+			for i := range topics {
+				topics[i] = []string{fmt.Sprint("https://example.com/books/", i)}
+			}
+			ctx := context.Background()
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if err := s.Append(ctx, &Update{ID: "x", Topics: topics[i%len(topics)], Data: "data"}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

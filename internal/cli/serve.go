@@ -50,7 +50,10 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 	fs.StringVar(&cfg.DataDir, "data", server.DefaultDataDir, "`directory` of the bolt store")
 	fs.IntVar(&cfg.Retention.MaxUpdates, "max-updates", 0, "updates of history to keep (0: 1000000 for bolt, 10000 for memory; negative: no limit, bolt only)")
 	fs.Int64Var(&cfg.Retention.MaxBytes, "max-bytes", 0, "bytes of history to keep (0: 1 GiB for bolt, 64 MiB for memory; negative: no limit, bolt only)")
-	fs.DurationVar(&cfg.Retention.MaxAge, "max-age", 0, "how long history is kept, bolt only (0: 24h; negative: no limit)")
+	fs.DurationVar(&cfg.Retention.MaxAge, "max-age", 0, "how long history is kept (0: 24h for bolt, no limit for memory; negative: no limit)")
+	var topicRules topicRuleFlag
+	fs.Var(&topicRules, "retention-topic", "`rule` PATTERN=max-updates=N,max-bytes=SIZE,max-age=DURATION limiting each topic PATTERN matches (a topic, URI template, or URL pattern with match-type=urlpattern); repeatable, the first matching rule applies; in the variable, one rule per line")
+	fs.IntVar(&cfg.ReplayLimit, "replay-limit", 10000, "most updates one resume replays; past it the client gets an ssehub.gap event (replay-limit) and live updates")
 	fs.DurationVar(&cfg.IdempotencyWindow, "idempotency-window", 10*time.Minute, "how long an Idempotency-Key is remembered")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
@@ -79,15 +82,19 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 	if cfg.IdempotencyWindow <= 0 {
 		return usagef("%s must be positive", from("idempotency-window"))
 	}
+	if cfg.ReplayLimit <= 0 {
+		return usagef("%s must be positive", from("replay-limit"))
+	}
+	if len(topicRules) > 0 && strings.HasPrefix(cfg.Engine, "nats://") {
+		return usagef("%s needs --store bolt, memory or redis://: NATS JetStream has no per-topic retention", from("retention-topic"))
+	}
+	cfg.Retention.Topics = topicRules
 	switch cfg.Engine {
 	case "bolt":
 		if cfg.DataDir == "" {
 			return usagef("%s must not be empty", from("data"))
 		}
 	case "memory":
-		if cfg.Retention.MaxAge != 0 {
-			return usagef("--max-age needs --store bolt: the memory store keeps history by count and bytes only")
-		}
 		if cfg.Retention.MaxUpdates < 0 || cfg.Retention.MaxBytes < 0 {
 			return usagef("the memory store needs a limit: --max-updates and --max-bytes must not be negative with --store memory")
 		}

@@ -72,8 +72,12 @@ type Config struct {
 	// IdempotencyWindow is how long Idempotency-Key values are remembered.
 	// Zero means the hub's default (10 minutes).
 	IdempotencyWindow time.Duration
-	// Store, when set, is used instead of the one Engine names. The server
-	// closes it on shutdown.
+	// ReplayLimit caps how many updates one resume replays; past it the
+	// subscriber gets a replay-limit gap notice. Zero means the hub's
+	// default (10,000).
+	ReplayLimit int
+	// Store, when set, is used instead of the one Engine names (and
+	// Retention does not apply). The server closes it on shutdown.
 	Store hub.Store
 	// StatsExtra, when set, adds figures to the stats stream the dashboard
 	// reads (webui.StatsConfig.Extra): aggregate figures only, never
@@ -122,10 +126,15 @@ type Retention struct {
 	MaxBytes int64
 	// MaxAge is how long an update is kept.
 	MaxAge time.Duration
+	// Topics limit the history of single topics, on top of the limits
+	// above: the first rule whose selector matches a topic applies to it
+	// (see TopicRule and hub.TopicLimits). The NATS engine has none.
+	Topics []TopicRule
 }
 
-// openStore opens the store cfg names.
-func openStore(cfg Config) (hub.Store, error) {
+// openStore opens the store cfg names, with topics as its per-topic
+// limits.
+func openStore(cfg Config, topics hub.TopicLimits) (hub.Store, error) {
 	switch cfg.Engine {
 	case "", "bolt":
 		dir := cfg.DataDir
@@ -133,19 +142,17 @@ func openStore(cfg Config) (hub.Store, error) {
 			dir = DefaultDataDir
 		}
 		return boltstore.Open(dir, boltstore.Config{
-			MaxUpdates: cfg.Retention.MaxUpdates,
-			MaxBytes:   cfg.Retention.MaxBytes,
-			MaxAge:     cfg.Retention.MaxAge,
+			MaxUpdates:  cfg.Retention.MaxUpdates,
+			MaxBytes:    cfg.Retention.MaxBytes,
+			MaxAge:      cfg.Retention.MaxAge,
+			TopicLimits: topics,
 		})
 	case "memory":
 		r := cfg.Retention
-		if r.MaxAge != 0 {
-			return nil, errors.New("the memory store retains by count and bytes only; drop the age limit")
-		}
-		return hub.NewMemoryStore(hub.MemoryConfig{MaxUpdates: r.MaxUpdates, MaxBytes: int(r.MaxBytes)}), nil
+		return hub.NewMemoryStore(hub.MemoryConfig{MaxUpdates: r.MaxUpdates, MaxBytes: int(r.MaxBytes), MaxAge: max(r.MaxAge, 0), TopicLimits: topics}), nil
 	default:
 		if IsEngineURL(cfg.Engine) {
-			return openShared(cfg, nil)
+			return openShared(cfg, topics)
 		}
 		return nil, fmt.Errorf("unknown store engine %q (want bolt, memory, redis://… or nats://…)", cfg.Engine)
 	}
@@ -189,8 +196,10 @@ func Start(cfg Config) (*Server, error) {
 		s.pubKey, s.genKey = hex.EncodeToString(b[:]), true
 	}
 
+	var rules *topicRules // compiled once the hub URL is known
 	if cfg.Store == nil {
-		st, err := openStore(cfg)
+		rules = newTopicRules(cfg.Retention.Topics)
+		st, err := openStore(cfg, rules.topicLimits())
 		if err != nil {
 			return nil, err
 		}
@@ -217,6 +226,9 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return fail(err)
 	}
+	if err := rules.compile(comp); err != nil {
+		return fail(err)
+	}
 	jcfg, err := authConfig(cfg, s.pubKey, comp)
 	if err != nil {
 		return fail(fmt.Errorf("configuring authentication: %w", err))
@@ -225,7 +237,7 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return fail(fmt.Errorf("configuring authentication: %w", err))
 	}
-	s.hub, err = hub.New(hub.Config{Store: cfg.Store, Logger: s.log, IdempotencyWindow: cfg.IdempotencyWindow})
+	s.hub, err = hub.New(hub.Config{Store: cfg.Store, Logger: s.log, IdempotencyWindow: cfg.IdempotencyWindow, ReplayLimit: cfg.ReplayLimit})
 	if err != nil {
 		return fail(err)
 	}
