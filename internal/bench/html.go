@@ -44,8 +44,8 @@ svg{background:#fff;border:1px solid #ddd}text{font:11px system-ui,sans-serif}h2
 	if len(lat) > 0 {
 		b.WriteString("<h2>Latency distribution</h2>\n<p>Publish-to-receive latency (publish latency when nothing was received) by percentile.</p>\n")
 		var xt []axisTick
-		for _, q := range []float64{0, 0.9, 0.99, 0.999, 0.9999, 0.99999} {
-			xt = append(xt, axisTick{nines(q), fmt.Sprintf("%g%%", q*100)})
+		for i, l := range []string{"0%", "90%", "99%", "99.9%", "99.99%", "99.999%", "max"} {
+			xt = append(xt, axisTick{float64(i), l})
 		}
 		b.WriteString(chart(lat, "percentile", "ms (log scale)", xt, true))
 	}

@@ -1,5 +1,5 @@
-// Package cli implements the ssehub command line: serve, pub, sub, token and
-// version. Main is the whole program, minus signal handling, so tests run
+// Package cli implements the ssehub command line: serve, pub, sub, token,
+// bench and version. Main is the whole program, minus signal handling, so tests run
 // it in-process. It is the one place that maps errors to exit codes: 0 for
 // success, 1 for a failure, 2 for a usage error.
 package cli
