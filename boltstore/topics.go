@@ -298,6 +298,14 @@ func (w *txn) expireTopics(now time.Time) error {
 		var h [16]byte
 		copy(h[:], k[8:24])
 		seq := binary.BigEndian.Uint64(k[24:])
+		if w.topics.Get(entryKey(h, seq)) == nil {
+			// An age key without its entry cannot be written, but must
+			// not stop every later transaction if it ever is.
+			if err := c.Delete(); err != nil {
+				return err
+			}
+			continue
+		}
 		freed, err := w.dropVote(h, seq)
 		if err != nil {
 			return err

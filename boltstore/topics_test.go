@@ -213,3 +213,26 @@ func TestEntryRoundTrip(t *testing.T) {
 		t.Errorf("age keys do not sort by deadline across zero")
 	}
 }
+
+// TestStrayAgeKey plants an age key without its entry: the age pass drops
+// it instead of failing every later transaction.
+func TestStrayAgeKey(t *testing.T) {
+	clk := &testClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	s, err := Open(t.TempDir(), Config{Now: clk.Now, TopicLimits: func(string) (hub.Limits, bool) {
+		return hub.Limits{MaxAge: time.Hour}, true
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAges).Put(ageKey(clk.Now().UnixNano(), topicHash("gone"), 7), nil)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Minute)
+	if err := s.Append(context.Background(), &hub.Update{ID: "a", Topics: []string{"t"}}); err != nil {
+		t.Fatalf("Append after a stray age key: %v", err)
+	}
+	checkInvariants(t, s)
+}
