@@ -159,9 +159,11 @@ func TestResume(t *testing.T) {
 	}{
 		{"after known id", "5", "5", "6,8,9,live", GapNone, false},
 		{"private skipped in replay", "5", "5", "6,7,8,9,live", GapNone, true},
-		{"private id is unknown without grant", "7", "earliest", "GAP,live", GapUnknownID, false},
+		// An unknown ID, or one the subscriber may not see: the gap notice,
+		// then retained history from the start (here cut by the limit).
+		{"private id is unknown without grant", "7", "earliest", "GAP,0,1,2,3,4,GAP,live", GapUnknownID, false},
 		{"private id is known with grant", "7", "7", "8,9,live", GapNone, true},
-		{"unknown id", "nope", "earliest", "GAP,live", GapUnknownID, false},
+		{"unknown id", "nope", "earliest", "GAP,0,1,2,3,4,GAP,live", GapUnknownID, false},
 		{"earliest stops at the replay limit", "earliest", "earliest", "0,1,2,3,4,GAP,live", GapReplayLimit, false},
 		{"no id", "", "", "live", GapNone, false},
 	} {

@@ -149,8 +149,14 @@ func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest) (*Subscriptio
 			s.skipUpTo = pos.Seq
 			s.resume.Anchor = req.LastEventID
 		case errors.Is(err, ErrNotFound):
+			// As the Mercure-Last-Event-ID "earliest" says: the gap notice,
+			// then every retained update (bounded by ReplayLimit), so that
+			// a client using the hub as its event store can rebuild. An
+			// ID the subscriber may not see is treated exactly the same.
 			s.resume.Anchor = Earliest
 			s.setGap(GapUnknownID)
+			s.replaying = true
+			s.replayAfter = Position{Epoch: *h.epoch.Load()}
 		default:
 			return nil, err
 		}

@@ -15,10 +15,10 @@ func TestResumeAcrossPerTopicHoles(t *testing.T) {
 		want              string // replayed, then the live o2
 		gap               GapReason
 	}{
-		// t1 was discarded: the subscriber is told, and gets live updates
-		// (the hub replays nothing after an unknown ID).
-		{"evicted id", "t1", "GAP,o2", GapUnknownID},
-		{"evicted id between retained ones", "t3", "GAP,o2", GapUnknownID},
+		// t1 was discarded: the subscriber is told, and then gets all
+		// retained history, as Mercure-Last-Event-ID: earliest says.
+		{"evicted id", "t1", "GAP,o1,t4,t5,o2", GapUnknownID},
+		{"evicted id between retained ones", "t3", "GAP,o1,t4,t5,o2", GapUnknownID},
 		// The holes left by t2 and t3 are skipped without a gap.
 		{"retained id before holes", "o1", "t4,t5,o2", GapNone},
 		{"retained id after holes", "t4", "t5,o2", GapNone},
