@@ -57,6 +57,9 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 	fs.DurationVar(&cfg.IdempotencyWindow, "idempotency-window", 10*time.Minute, "how long an Idempotency-Key is remembered")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	metricsOn := fs.Bool("metrics", true, "serve Prometheus metrics at /metrics")
+	fs.StringVar(&cfg.Metrics.Addr, "metrics-addr", "", "serve /metrics on its own listener at this `address` (e.g. 127.0.0.1:9090) instead of --addr")
+	fs.StringVar(&cfg.Metrics.Token, "metrics-token", "", "require \"Authorization: Bearer TOKEN\" to read /metrics")
 	if err := parse(fs, args, stdio); err != nil {
 		return err
 	}
@@ -78,6 +81,12 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 	}
 	if cfg.ShutdownGrace <= 0 {
 		return usagef("%s must be positive", from("shutdown-grace"))
+	}
+	cfg.Metrics.Disabled = !*metricsOn
+	for _, name := range []string{"metrics-addr", "metrics-token"} {
+		if cfg.Metrics.Disabled && fs.Lookup(name).Value.String() != "" {
+			return usagef("%s needs metrics: drop %s", from(name), from("metrics")+"=false")
+		}
 	}
 	if cfg.IdempotencyWindow <= 0 {
 		return usagef("%s must be positive", from("idempotency-window"))

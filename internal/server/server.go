@@ -23,6 +23,7 @@ import (
 	"github.com/ssehub/ssehub/auth/jwtauth"
 	"github.com/ssehub/ssehub/boltstore"
 	"github.com/ssehub/ssehub/hub"
+	"github.com/ssehub/ssehub/internal/metrics"
 	"github.com/ssehub/ssehub/internal/webui"
 	"github.com/ssehub/ssehub/selector"
 	"github.com/ssehub/ssehub/ssehttp"
@@ -111,6 +112,21 @@ type Config struct {
 	// ReadTimeout bounds reading a whole request, body included; streams
 	// lift it once their request is read. Zero means DefaultReadTimeout.
 	ReadTimeout time.Duration
+	// Metrics configures the Prometheus endpoint, /metrics. The zero
+	// value serves it on the main listener, unprotected.
+	Metrics Metrics
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Disabled turns metrics off: no /metrics, no instrumentation.
+	Disabled bool
+	// Addr, when set, serves /metrics on a listener of its own at this
+	// address (e.g. "127.0.0.1:9090"), and not on the main one.
+	Addr string
+	// Token, when set, is required as "Authorization: Bearer <Token>"
+	// to read the metrics.
+	Token string
 }
 
 // DefaultDataDir is where the embedded store lives when Config.DataDir is
@@ -171,6 +187,10 @@ type Server struct {
 	pubKey   string
 	draining atomic.Bool
 	serveErr chan error
+	metrics  *metrics.Metrics // nil when disabled
+	mhttp    *http.Server     // the metrics listener's server, if any
+	mln      net.Listener
+	mdone    chan struct{} // closed when mhttp stops serving
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -217,10 +237,22 @@ func Start(cfg Config) (*Server, error) {
 
 	fail := func(err error) (*Server, error) {
 		ln.Close()
+		if s.mln != nil {
+			s.mln.Close()
+		}
 		if cfg.Store != nil {
 			cfg.Store.Close()
 		}
 		return nil, err
+	}
+	if !cfg.Metrics.Disabled {
+		s.metrics = metrics.New()
+		cfg.Store = s.metrics.InstrumentStore(cfg.Store)
+		if cfg.Metrics.Addr != "" {
+			if s.mln, err = net.Listen("tcp", cfg.Metrics.Addr); err != nil {
+				return fail(fmt.Errorf("listen on %s (metrics): %w", cfg.Metrics.Addr, err))
+			}
+		}
 	}
 	comp, err := selector.New(selector.Config{HubURL: s.url + ssehttp.DefaultPath, MaxSelectors: cfg.MaxSelectors})
 	if err != nil {
@@ -241,6 +273,11 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return fail(err)
 	}
+	var obs ssehttp.Observer
+	if s.metrics != nil {
+		s.metrics.CollectHub(s.hub)
+		obs = s.metrics
+	}
 	s.handler, err = ssehttp.New(ssehttp.Config{
 		Hub:          s.hub,
 		Compiler:     comp,
@@ -253,6 +290,7 @@ func Start(cfg Config) (*Server, error) {
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		MaxTopics:    cfg.MaxTopics,
 		Logger:       s.log,
+		Observer:     obs,
 	})
 	if err != nil {
 		s.hub.Close(context.Background())
@@ -277,9 +315,28 @@ func Start(cfg Config) (*Server, error) {
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("/", webui.Handler())
+	var root http.Handler = mux
+	if s.metrics != nil {
+		root = s.metrics.Instrument(mux)
+		if s.mln == nil {
+			mux.Handle("GET /metrics", s.metrics.Handler(cfg.Metrics.Token))
+		} else {
+			mmux := http.NewServeMux()
+			mmux.Handle("GET /metrics", s.metrics.Handler(cfg.Metrics.Token))
+			s.mhttp = &http.Server{Handler: mmux, ReadHeaderTimeout: 10 * time.Second,
+				ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+			s.mdone = make(chan struct{})
+			go func() {
+				defer close(s.mdone)
+				if err := s.mhttp.Serve(s.mln); !errors.Is(err, http.ErrServerClosed) {
+					s.log.Error("metrics listener failed", "err", err)
+				}
+			}()
+		}
+	}
 
 	s.http = &http.Server{
-		Handler:           mux,
+		Handler:           root,
 		ReadHeaderTimeout: cmp.Or(cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout),
 		ReadTimeout:       cmp.Or(cfg.ReadTimeout, DefaultReadTimeout),
 		IdleTimeout:       120 * time.Second,
@@ -334,6 +391,12 @@ func publicURL(configured, listen string, addr net.Addr, tlsOn bool) string {
 	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
+// readyTimeout bounds the store check of /readyz, below the 1 s that
+// Kubernetes gives a probe by default.
+const readyTimeout = 500 * time.Millisecond
+
+// ready answers /readyz: 503 once a drain began or when the store does not
+// answer Bounds within readyTimeout.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if s.draining.Load() {
@@ -341,7 +404,9 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "draining")
 		return
 	}
-	if _, _, err := s.hub.Store().Bounds(r.Context()); err != nil {
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+	defer cancel()
+	if _, _, err := s.hub.Store().Bounds(ctx); err != nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintln(w, "store unavailable")
 		return
@@ -360,6 +425,15 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // Hub returns the running hub.
 func (s *Server) Hub() *hub.Hub { return s.hub }
+
+// MetricsAddr returns the address of the metrics listener, or nil when
+// /metrics is served on the main listener or not at all.
+func (s *Server) MetricsAddr() net.Addr {
+	if s.mln == nil {
+		return nil
+	}
+	return s.mln.Addr()
+}
 
 // PublisherKey returns the publisher key in use, and whether it was
 // generated at start because none was configured.
@@ -395,6 +469,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			if serr := s.cfg.Store.Close(); serr != nil && err == nil {
 				err = serr
 			}
+		}
+		if s.mhttp != nil { // last, so the drain can be watched
+			if merr := s.mhttp.Shutdown(ctx); merr != nil {
+				s.mhttp.Close()
+			}
+			<-s.mdone
 		}
 		s.stopErr = err
 	})
