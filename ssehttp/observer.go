@@ -31,10 +31,10 @@ type Observer interface {
 	// zero when the write held only replayed history and gap notices,
 	// whose age says nothing about delivery.
 	Delivered(n int, appended time.Time)
-	// Refused reports a request refused for its credentials. reason is
-	// RefusedMissingToken, RefusedForbidden, or the RFC 6750 error code
-	// the Authenticator gave (auth.Error.Code: "invalid_token" or
-	// "invalid_request").
+	// Refused reports a request refused for its credentials or by a
+	// limit. reason is RefusedMissingToken, RefusedForbidden, the RFC 6750
+	// error code the Authenticator gave (auth.Error.Code: "invalid_token"
+	// or "invalid_request"), RefusedStreamLimit or RefusedPublishRate.
 	Refused(reason string)
 	// StreamOpened reports a stream whose response head was sent, with
 	// the kinds of its topic selectors.

@@ -43,6 +43,9 @@ var kinds = []ssehttp.SelectorKinds{ssehttp.KindExact, ssehttp.KindTemplate, sse
 // other reason counts as "other".
 var refusalReasons = []string{ssehttp.RefusedMissingToken, ssehttp.RefusedForbidden, "invalid_token", "invalid_request", "other"}
 
+// limitReasons are the label values of ssehub_limit_refusals_total.
+var limitReasons = []string{ssehttp.RefusedStreamLimit, ssehttp.RefusedPublishRate}
+
 // StoreSizer is implemented by stores that know the size of the history
 // they retain without reading it (hub.MemoryStore, boltstore.Store). The
 // metrics call Size at every scrape, so it must be cheap and safe for
@@ -64,7 +67,7 @@ type Metrics struct {
 	subscriptions []prometheus.Gauge // by kinds
 	closed        map[ssehttp.EndReason]prometheus.Counter
 	closedOther   prometheus.Counter
-	refused       map[string]prometheus.Counter
+	refused       map[string]prometheus.Counter // auth and limit reasons
 	requests      *prometheus.CounterVec
 	writeTimeouts atomic.Uint64
 
@@ -109,10 +112,15 @@ func New() *Metrics {
 	for _, r := range refusalReasons {
 		m.refused[r] = refused.WithLabelValues(r)
 	}
+	limited := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "limit_refusals_total",
+		Help: "Requests refused with 429 by a limit, by reason: stream_limit (too many streams of one client, subject or the hub), publish_rate."}, []string{"reason"})
+	for _, r := range limitReasons {
+		m.refused[r] = limited.WithLabelValues(r)
+	}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "http_requests_total",
 		Help: "HTTP requests by route, method and status code, counted when the handler returns (a stream served by its own goroutine when it ends)."},
 		[]string{"route", "method", "code"})
-	m.reg.MustRegister(m.sent, subs, closed, refused, m.requests)
+	m.reg.MustRegister(m.sent, subs, closed, refused, limited, m.requests)
 	return m
 }
 

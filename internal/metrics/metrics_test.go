@@ -345,6 +345,8 @@ func TestObserverCounters(t *testing.T) {
 	m.StreamOpened(ssehttp.KindTemplate)
 	m.StreamClosed(ssehttp.KindTemplate, ssehttp.EndReason("something new"), time.Second, 0)
 	m.Refused("a-code-no-one-knows")
+	m.Refused(ssehttp.RefusedStreamLimit)
+	m.StreamClosed(0, ssehttp.EndMaxLifetime, time.Second, 0)
 	m.Delivered(2, time.Time{})                    // history only: no latency
 	m.Delivered(1, time.Now().Add(-time.Second))   // one latency
 	m.Delivered(1, time.Now().Add(10*time.Second)) // a clock ahead: zero latency
@@ -365,6 +367,9 @@ func TestObserverCounters(t *testing.T) {
 		{"ssehub_streams_closed_total", []string{"reason=other"}, 1},
 		{"ssehub_slow_consumers_total", []string{"reason=write-timeout"}, 1},
 		{"ssehub_auth_refusals_total", []string{"reason=other"}, 1},
+		{"ssehub_limit_refusals_total", []string{"reason=stream_limit"}, 1},
+		{"ssehub_limit_refusals_total", []string{"reason=publish_rate"}, 0},
+		{"ssehub_streams_closed_total", []string{"reason=max-lifetime"}, 1},
 		{"ssehub_events_sent_total", nil, 4},
 		{"ssehub_delivery_latency_seconds", nil, 2},
 	} {

@@ -294,6 +294,28 @@ func TestMetricsEndpoint(t *testing.T) {
 		if code != 200 || !strings.Contains(body, "ssehub_subscribers 0") || !strings.Contains(body, "ssehub_store_updates") {
 			t.Errorf("/metrics: %d\n%s", code, body)
 		}
+		// An HTTP/1.1 stream (served from its hijacked connection) is
+		// counted like any other.
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		_, d := open(t, ctx, http.DefaultClient, s.HubURL()+"?match=https://example.com/m", "")
+		if code, _ := publish(t, http.DefaultClient, s.HubURL(), mint(t, testKey, jwtauth.Claims{Publish: []string{"*"}}), url.Values{"topic": {"https://example.com/m"}, "data": {"x"}}); code != 200 {
+			t.Fatalf("publish: %d", code)
+		}
+		if _, err := d.Decode(); err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{`ssehub_subscriptions{kind="exact"} 1`, "ssehub_events_sent_total 1", "ssehub_delivery_latency_seconds_count 1", "ssehub_publish_duration_seconds_count 1"} {
+			// The server counts a write just after the client could read it.
+			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				if _, body = get(s.URL()+"/metrics", ""); strings.Contains(body, want) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("/metrics lacks %q:\n%s", want, body)
+				}
+			}
+		}
 		if s.MetricsAddr() != nil {
 			t.Errorf("MetricsAddr = %v; want nil", s.MetricsAddr())
 		}
