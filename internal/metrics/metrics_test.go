@@ -452,3 +452,43 @@ func TestMetricNamesFollowConventions(t *testing.T) {
 		t.Errorf("%s: %s", p.Metric, p.Text)
 	}
 }
+
+func TestGapsByReason(t *testing.T) {
+	t.Parallel()
+	m := New()
+	h, err := hub.New(hub.Config{ReplayLimit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(context.Background())
+	m.CollectHub(h)
+	for range 3 {
+		if _, err := h.Publish(t.Context(), &hub.Update{Topics: []string{"t"}, Data: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A resume of all history is cut short by the replay limit.
+	sub, err := h.Subscribe(t.Context(), hub.SubscribeRequest{Topics: []hub.Matcher{hub.Exact("t")}, LastEventID: hub.Earliest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	var got []*hub.Update
+	for gap := false; !gap; {
+		<-sub.Ready()
+		if got, err = sub.Drain(t.Context(), got[:0]); err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range got {
+			gap = gap || u.Type == hub.GapEventType
+		}
+	}
+	if st := h.Stats(); st.Gaps != 1 || st.GapsReplayLimit != 1 || st.GapsUnknownID != 0 || st.GapsHistoryLost != 0 {
+		t.Errorf("Stats: %+v; want one replay-limit gap", st)
+	}
+	for reason, want := range map[string]float64{"replay-limit": 1, "unknown-id": 0, "history-lost": 0} {
+		if got := value(t, m, "ssehub_gaps_total", "reason="+reason); got != want {
+			t.Errorf("gaps_total{reason=%s} = %v; want %v", reason, got, want)
+		}
+	}
+}
