@@ -29,11 +29,12 @@ func (r *resettable) get() (*MemoryStore, chan struct{}) {
 
 func (r *resettable) reset() {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.cur.Close()
+	old := r.cur
 	r.cur = NewMemoryStore(MemoryConfig{})
-	close(r.changed)
+	close(r.changed) // before the old store closes, so Follow reports the change
 	r.changed = make(chan struct{})
+	r.mu.Unlock()
+	old.Close()
 }
 
 func (r *resettable) Append(ctx context.Context, u *Update) error {

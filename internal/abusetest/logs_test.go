@@ -65,7 +65,7 @@ func TestNoTokenInLogs(t *testing.T) {
 		Auth:          jwtauth.Config{AllowQueryToken: true, MaxTokenBytes: 4096},
 		Limits:        ssehttp.Limits{MaxStreamsPerSubject: 1, PublishRate: 1000},
 		Logger:        slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		ShutdownGrace: 5 * time.Second,
+		ShutdownGrace: 15 * time.Second, // generous: CI runs this beside the cluster tests
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -99,8 +99,8 @@ func TestEngineOutage(t *testing.T) {
 				// that the hub's answer, not the client's patience, ends them.
 				l := startLoad(t, c, loadConfig{pubTimeout: 15 * time.Second})
 				sleep(time.Second)
+				down := time.Now() // before: publishes refused while it goes down count
 				o.down(c.Engine)
-				down := time.Now()
 				sleep(o.lasts)
 				up := time.Now()
 				o.back(c.Engine)
