@@ -129,7 +129,10 @@ func Start(t testing.TB, name string, args ...string) *Process {
 	t.Helper()
 	p := &Process{Cmd: exec.Command(name, args...), name: filepath.Base(name), out: new(syncBuffer), done: make(chan struct{})}
 	p.Cmd.Stdout, p.Cmd.Stderr = p.out, p.out
-	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// Its own process group, so that Kill also ends the children it forks
+	// (nginx's workers), which would otherwise hold the output pipe open.
+	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	p.Cmd.WaitDelay = 5 * time.Second
 	if err := p.Cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", name, err)
 	}
@@ -155,9 +158,14 @@ func (p *Process) Signal(sig os.Signal) {
 	}
 }
 
-// Kill stops the process with SIGKILL and waits for it.
+// Kill stops the process and every process in its group with SIGKILL,
+// and waits for it.
 func (p *Process) Kill() {
-	p.Signal(syscall.SIGKILL)
+	select {
+	case <-p.done:
+	default:
+		_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
+	}
 	<-p.done
 }
 
