@@ -373,8 +373,9 @@ func (h *Hub) Close(ctx context.Context) error {
 	return nil
 }
 
-// Done is closed when the hub stops dispatching: after Close, or when
-// following the store failed.
+// Done is closed when the hub stops dispatching: after Close, or when its
+// store was closed under it. (A store that loses its history, or fails for
+// a while, does not stop the hub: see the dispatcher.)
 func (h *Hub) Done() <-chan struct{} { return h.done }
 
 // endAll ends every subscription with err, letting queued updates drain.
