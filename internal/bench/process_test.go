@@ -2,19 +2,19 @@ package bench
 
 import (
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/ssehub/ssehub/internal/testsvc"
 )
 
 // TestWorkerProcesses runs subscribers in two worker processes of the
 // real ssehub binary (`ssehub bench worker`), the path runs with more
 // subscribers than one process may hold take.
 func TestWorkerProcesses(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "ssehub")
-	build := exec.Command("go", "build", "-o", bin, "github.com/ssehub/ssehub/cmd/ssehub")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building ssehub: %v\n%s", err, out)
+	bin, err := testsvc.BuildSSEHub(t.TempDir(), false)
+	if err != nil {
+		t.Fatal(err)
 	}
 	res := runOK(t, Config{
 		Hub: startHub(t), PublisherToken: publisherToken(t),

@@ -49,11 +49,10 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "ssehub")
 	if b := os.Getenv("SSEHUB_BROWSERTEST_BINARY"); b != "" {
 		binary = b // a prebuilt ssehub, to iterate on the UI quickly
-	} else if err := buildHub(binary); err != nil {
-		fmt.Fprintln(os.Stderr, "building ssehub:", err)
+	} else if binary, err = testsvc.BuildSSEHub(dir, true); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -65,13 +64,6 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
-}
-
-// buildHub builds the ssehub binary, with the race detector.
-func buildHub(binary string) error {
-	build := exec.Command("go", "build", "-race", "-o", binary, "github.com/ssehub/ssehub/cmd/ssehub")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	return build.Run()
 }
 
 // hubProc is a running `ssehub serve`.

@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ssehub/ssehub/internal/testsvc"
 )
 
 // The benchmarks measure a cluster of hubs built without the race
@@ -36,10 +36,7 @@ func fastBinary(b *testing.B) string {
 			benchErr = err
 			return
 		}
-		benchBinary = filepath.Join(dir, "ssehub")
-		cmd := exec.Command("go", "build", "-o", benchBinary, "github.com/ssehub/ssehub/cmd/ssehub")
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		benchErr = cmd.Run()
+		benchBinary, benchErr = testsvc.BuildSSEHub(dir, false)
 	})
 	if benchErr != nil {
 		b.Fatalf("building ssehub: %v", benchErr)

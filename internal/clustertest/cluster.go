@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -30,15 +28,7 @@ const ShutdownGrace = 5 * time.Second
 
 // Build compiles the ssehub binary with the race detector into dir and
 // returns its path.
-func Build(dir string) (string, error) {
-	bin := filepath.Join(dir, "ssehub")
-	cmd := exec.Command("go", "build", "-race", "-o", bin, "github.com/ssehub/ssehub/cmd/ssehub")
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("building ssehub: %w", err)
-	}
-	return bin, nil
-}
+func Build(dir string) (string, error) { return testsvc.BuildSSEHub(dir, true) }
 
 // Engine is a shared store server: a redis-server or a nats-server.
 type Engine interface {

@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ssehub/ssehub/auth/jwtauth"
+	"github.com/ssehub/ssehub/internal/testsvc"
 )
 
 const key = "proctest-key-that-is-at-least-32-bytes"
@@ -34,11 +34,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "ssehub")
-	build := exec.Command("go", "build", "-race", "-o", binary, "github.com/ssehub/ssehub/cmd/ssehub")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building ssehub:", err)
+	if binary, err = testsvc.BuildSSEHub(dir, true); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()

@@ -229,3 +229,20 @@ func (b *syncBuffer) Bytes() []byte {
 }
 
 func (b *syncBuffer) String() string { return string(b.Bytes()) }
+
+// BuildSSEHub compiles the ssehub command into dir, with the race detector
+// when race is set, and returns the binary's path. The compiler's output
+// goes to the test binary's stderr.
+func BuildSSEHub(dir string, race bool) (string, error) {
+	bin := filepath.Join(dir, "ssehub")
+	args := []string{"build", "-o", bin}
+	if race {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, "github.com/ssehub/ssehub/cmd/ssehub")...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("building ssehub: %w", err)
+	}
+	return bin, nil
+}
