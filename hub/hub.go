@@ -116,7 +116,8 @@ type Hub struct {
 	patterns map[*Subscription]struct{}
 	count    int
 	closed   bool
-	lastSeq  atomic.Uint64 // seq of the last update dispatched
+	lastSeq  atomic.Uint64          // seq of the last update dispatched
+	lastID   atomic.Pointer[string] // ID of the last update dispatched
 	epoch    atomic.Pointer[string]
 }
 
@@ -196,6 +197,7 @@ func (h *Hub) run(ctx context.Context, from Position) {
 					"old_epoch", from.Epoch, "new_epoch", newest.Epoch)
 				h.epoch.Store(&newest.Epoch)
 				h.lastSeq.Store(newest.Seq)
+				h.lastID.Store(nil)
 				h.endAll(ErrHistoryLost)
 				from, pause = newest, 100*time.Millisecond
 				continue
@@ -242,6 +244,7 @@ func (h *Hub) dispatch(u *Update) {
 	n := 0
 	h.mu.RLock()
 	h.lastSeq.Store(u.Pos.Seq)
+	h.lastID.Store(&u.ID)
 	for _, t := range u.Topics {
 		for s := range h.exact[t] {
 			if s.offer(u) {
@@ -437,4 +440,30 @@ func (h *Hub) unregister(s *Subscription) {
 	}
 	delete(h.patterns, s)
 	h.count--
+}
+
+// LastEventID returns the ID of the last update this hub dispatched, or of
+// the newest update in the store before the hub's first dispatch, or
+// Earliest when the log is empty. It is the reconciliation cursor of the
+// Mercure subscriptions API: every update dispatched after it comes later
+// in the log.
+func (h *Hub) LastEventID(ctx context.Context) (string, error) {
+	if id := h.lastID.Load(); id != nil {
+		return *id, nil
+	}
+	seq, epoch := h.lastSeq.Load(), *h.epoch.Load()
+	if seq == 0 {
+		return Earliest, nil
+	}
+	id := Earliest
+	err := h.store.Read(ctx, Position{Seq: seq - 1, Epoch: epoch}, func(u *Update) bool {
+		if u.Pos.Seq <= seq {
+			id = u.ID
+		}
+		return false
+	})
+	if err != nil {
+		return "", err
+	}
+	return id, nil
 }
