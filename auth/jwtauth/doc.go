@@ -34,6 +34,17 @@
 // (T6). Every failure is an *auth.Error whose description never contains the
 // token or key material.
 //
+// # Verified tokens
+//
+// A backend publishes with the same token again and again, and verifying
+// it (signature, JSON, selectors) costs several microseconds. The
+// Authenticator remembers the grants of the last 1024 tokens of at most
+// 4 KiB it verified with a secret or a PEM public key, keyed by the exact
+// token string, and uses one only while the token is unexpired (exp, without
+// leeway) and the clock has not gone back before its verification; past
+// that the token is verified again. Tokens verified with a JWK Set, whose
+// keys may be withdrawn, and refused tokens are never remembered.
+//
 // # Dependency
 //
 // github.com/golang-jwt/jwt/v5 parses and verifies JWS compact tokens. It is

@@ -28,6 +28,8 @@ type Authenticator struct {
 	requireExp            bool // whether exp, aud and iss are required,
 	audience, issuer      bool // for error messages
 	selectors             *selector.Compiler
+	now                   func() time.Time
+	cache                 verifiedCache
 }
 
 var _ auth.Authenticator = (*Authenticator)(nil)
@@ -66,6 +68,10 @@ func New(cfg Config) (*Authenticator, error) {
 		requireExp:    cfg.RequireExp,
 		audience:      cfg.Audience != "",
 		issuer:        cfg.Issuer != "" || len(cfg.Issuers) > 0,
+		now:           cfg.Now,
+	}
+	if a.now == nil {
+		a.now = time.Now
 	}
 	opts := jwksOptions{
 		refresh:    orDefault(cfg.JWKSRefresh, DefaultJWKSRefresh),
@@ -191,8 +197,27 @@ func (a *Authenticator) Verify(token string, rl auth.Role) (*auth.Grant, *auth.E
 	return a.verify(ro, token)
 }
 
-// b64token is the RFC 6750 token syntax.
-var b64token = regexp.MustCompile(`^[A-Za-z0-9\-._~+/]+=*$`)
+// isB64token reports whether s has the RFC 6750 token syntax,
+// 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func isB64token(s string) bool {
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
+			break
+		}
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
+}
 
 // extract finds the token of r and where it came from.
 func (a *Authenticator) extract(r *http.Request) (string, auth.Source, error) {
@@ -208,7 +233,7 @@ func (a *Authenticator) extract(r *http.Request) (string, auth.Source, error) {
 		if token == "" {
 			return "", 0, auth.InvalidRequest("the bearer token is empty")
 		}
-		if !b64token.MatchString(token) {
+		if !isB64token(token) {
 			return "", 0, auth.InvalidRequest("the bearer token contains invalid characters")
 		}
 		return token, auth.SourceHeader, nil
@@ -226,8 +251,13 @@ func (a *Authenticator) extract(r *http.Request) (string, auth.Source, error) {
 	return "", 0, nil
 }
 
-// verify checks token against ro and builds its grant.
+// verify checks token against ro and builds its grant. A token already
+// verified with a static key is found in the cache instead, until its exp.
 func (a *Authenticator) verify(ro *role, token string) (*auth.Grant, *auth.Error) {
+	now := a.now()
+	if g := a.cache.get(ro, token, now); g != nil {
+		return g, nil
+	}
 	var claims tokenClaims
 	t, err := ro.parser.ParseWithClaims(token, &claims, ro.v.keyFor)
 	if err != nil {
@@ -246,6 +276,7 @@ func (a *Authenticator) verify(ro *role, token string) (*auth.Grant, *auth.Error
 	if cerr != nil {
 		return nil, auth.InvalidToken("malformed claims: %s", cerr)
 	}
+	a.cache.put(ro, token, g, now)
 	return g, nil
 }
 
