@@ -25,7 +25,14 @@ const testKey = "bench-test-key-of-at-least-32-bytes"
 // URL.
 func startHub(t *testing.T) string {
 	t.Helper()
-	h, err := hub.New(hub.Config{})
+	return startHubWith(t, hub.Config{}, ssehttp.Config{})
+}
+
+// startHubWith is startHub with a hub configuration and the handler's
+// limits (WriteTimeout) given.
+func startHubWith(t *testing.T, hcfg hub.Config, limits ssehttp.Config) string {
+	t.Helper()
+	h, err := hub.New(hcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +49,7 @@ func startHub(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hd, err := ssehttp.New(ssehttp.Config{Hub: h, Compiler: comp, Auth: authn, Anonymous: true, Retry: -1})
+	hd, err := ssehttp.New(ssehttp.Config{Hub: h, Compiler: comp, Auth: authn, Anonymous: true, Retry: -1, WriteTimeout: limits.WriteTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ func TestWorkerProcesses(t *testing.T) {
 	}
 	res := runOK(t, Config{
 		Hub: startHub(t), PublisherToken: publisherToken(t),
-		Subscribers: 40, Topics: 2, Events: 100, Publishers: 2, Duration: time.Minute,
+		Subscribers: 40, Stalled: 3, Topics: 2, Events: 100, Publishers: 2, Duration: time.Minute,
 		Workers:       2,
 		WorkerCommand: func() *exec.Cmd { return exec.Command(bin, "bench", "worker") },
 		// Two source addresses, as for more subscribers than one
@@ -26,6 +26,9 @@ func TestWorkerProcesses(t *testing.T) {
 		SourceIPs: []string{"127.0.0.1", "127.0.0.2"},
 	})
 	checkDelivery(t, res, 100, 20)
+	if res.Stalled != 3 || res.StalledConnected != 3 {
+		t.Errorf("stalled %d connected %d; want 3 3", res.Stalled, res.StalledConnected)
+	}
 	if res.Client.Processes != 3 {
 		t.Errorf("client processes %d; want 3 (coordinator and two workers)", res.Client.Processes)
 	}

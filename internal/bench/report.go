@@ -27,6 +27,18 @@ func WriteText(w io.Writer, results ...*Result) error {
 	row("", func(r *Result) string { return label(r) })
 	row("mode", func(r *Result) string { return r.Mode })
 	row("subscribers", func(r *Result) string { return count(uint64(r.Subscribers)) })
+	row("stalled subscribers", func(r *Result) string {
+		if r.Stalled == 0 {
+			return ""
+		}
+		return fmt.Sprintf("%d (%d connected)", r.Stalled, r.StalledConnected)
+	})
+	row("stalled: cut off by the hub", func(r *Result) string {
+		if r.Stalled == 0 {
+			return ""
+		}
+		return count(r.StalledCutOff)
+	})
 	row("connect time", func(r *Result) string { return secs(r.ConnectSeconds, r.Subscribers > 0) })
 	row("connects/s", func(r *Result) string { return rate(r.ConnectPerSecond) })
 	row("published", func(r *Result) string { return countIf(r.Published) })

@@ -22,6 +22,15 @@ type Result struct {
 	ConnectSeconds   float64 `json:"connect_seconds"`
 	ConnectPerSecond float64 `json:"connect_per_second"`
 
+	// Stalled is how many extra subscribers connected and then never
+	// read (Config.Stalled); they are in no other figure.
+	// StalledConnected counts those that got their response head,
+	// StalledCutOff those whose stream the hub had ended by the end of
+	// the run (a slow consumer cut off).
+	Stalled          int    `json:"stalled,omitempty"`
+	StalledConnected uint64 `json:"stalled_connected,omitempty"`
+	StalledCutOff    uint64 `json:"stalled_cut_off,omitempty"`
+
 	// Published counts acknowledged publishes over PublishSeconds;
 	// PublishLatency is from sending a publish to its acknowledgement.
 	Published          uint64     `json:"published"`

@@ -52,6 +52,12 @@ type Config struct {
 	Mode string
 	// Subscribers is the number of subscribers.
 	Subscribers int
+	// Stalled is how many extra subscribers connect and then never read
+	// (a slow consumer the hub must not let delay the others; see
+	// stalled.go). Stalled subscriber j reads the topics subscriber j
+	// does. They count in no latency, delivery or loss figure; the result
+	// reports how many the hub had cut off by the end.
+	Stalled int
 	// Topics is the number of distinct topics; subscriber i reads topic
 	// i mod Topics. Zero means 1.
 	Topics int
@@ -209,6 +215,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Subscribers < 0:
 		return errors.New("subscribers must not be negative")
+	case c.Stalled < 0:
+		return errors.New("stalled subscribers must not be negative")
 	case c.Subscribers == 0 && c.Mode != ModeLoad:
 		return fmt.Errorf("mode %s needs subscribers", c.Mode)
 	case c.Topics < 1:
@@ -231,9 +239,9 @@ func (c Config) Validate() error {
 		return errors.New("worker processes need Config.WorkerCommand")
 	case c.Workers > c.Subscribers && c.Subscribers > 0:
 		return fmt.Errorf("%d workers for %d subscribers: want at most one worker per subscriber", c.Workers, c.Subscribers)
-	case c.Subscribers > MaxPerWorker*max(c.Workers, 1):
+	case c.Subscribers+c.Stalled > MaxPerWorker*max(c.Workers, 1):
 		return fmt.Errorf("%d subscribers need at least %d worker processes (at most %d each)",
-			c.Subscribers, (c.Subscribers+MaxPerWorker-1)/MaxPerWorker, MaxPerWorker)
+			c.Subscribers+c.Stalled, (c.Subscribers+c.Stalled+MaxPerWorker-1)/MaxPerWorker, MaxPerWorker)
 	case c.Behind > window-10:
 		return fmt.Errorf("behind must be at most %d", window-10)
 	case c.Ramp.Factor <= 1:
@@ -323,7 +331,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	if cfg.SourceIPs == nil {
-		cfg.SourceIPs = autoSourceIPs(cfg.Hub, cfg.Subscribers)
+		cfg.SourceIPs = autoSourceIPs(cfg.Hub, cfg.Subscribers+cfg.Stalled)
 	}
 	if cfg.Progress == nil {
 		cfg.Progress = io.Discard
@@ -341,7 +349,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res := &Result{
 		Label: cfg.Label, Mode: mode, Hub: cfg.Hub, Started: time.Now().UTC().Truncate(time.Second),
-		Subscribers: cfg.Subscribers,
+		Subscribers: cfg.Subscribers, Stalled: cfg.Stalled,
 		Params: Params{
 			Topics: cfg.Topics, SharedPercent: cfg.SharedPercent, Rate: cfg.Rate,
 			Duration: cfg.Duration.String(), PayloadSize: cfg.PayloadSize,
@@ -369,19 +377,25 @@ func (c *coordinator) startWorkers(ctx context.Context, runID string) error {
 	cfg := &c.cfg
 	n := max(cfg.Workers, 1)
 	c.t0 = time.Now()
-	first := 0
+	first, firstStalled := 0, 0
 	for i := range n {
 		count := cfg.Subscribers / n
 		if i < cfg.Subscribers%n {
 			count++
 		}
+		stalled := cfg.Stalled / n
+		if i < cfg.Stalled%n {
+			stalled++
+		}
 		spec := WorkerSpec{
 			Hub: cfg.Hub, TopicPrefix: cfg.TopicPrefix, Topics: cfg.Topics, Shared: cfg.SharedPercent > 0,
-			First: first, Count: count, SourceIPs: cfg.SourceIPs, Token: cfg.SubscriberToken,
+			First: first, Count: count, Stalled: stalled, StalledFirst: firstStalled,
+			SourceIPs: cfg.SourceIPs, Token: cfg.SubscriberToken,
 			ConnectConcurrency: max(cfg.ConnectConcurrency/n, 1), Tick: 250 * time.Millisecond,
 			RunID: runID, InProcess: cfg.Workers == 0,
 		}
 		first += count
+		firstStalled += stalled
 		wc := &workerClient{readDone: make(chan struct{}), kill: func() {}}
 		var out io.Reader
 		if cfg.Workers == 0 {
@@ -734,6 +748,7 @@ func (c *coordinator) fill(res *Result, wr *WorkerResult, pubs *publishers, srv 
 	res.Incomplete = wr.Incomplete
 	res.Disconnects, res.Reconnects, res.ConnectErrors = wr.Disconnects, wr.Reconnects, wr.ConnectErrors
 	res.Other, res.Foreign = wr.Other, wr.Foreign
+	res.StalledConnected, res.StalledCutOff = wr.StalledConnected, wr.StalledCutOff
 	res.LastError = wr.LastError
 	if res.LastError == "" {
 		res.LastError = pubs.lastError()

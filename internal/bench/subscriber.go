@@ -26,12 +26,13 @@ const readBuffer = 1024
 // connection. Its trackers belong to that goroutine; other goroutines see
 // its progress through got and caught.
 type subscriber struct {
-	w      *worker
-	index  int
-	topics [2]uint32
-	ntopic int
-	trk    [2]tracker
-	got    [2]atomic.Uint64 // trk[i].distinct, published for the worker
+	w       *worker
+	index   int
+	topics  [2]uint32
+	ntopic  int
+	stalled bool // never reads after the response head: see stalled.go
+	trk     [2]tracker
+	got     [2]atomic.Uint64 // trk[i].distinct, published for the worker
 
 	lastID, evID []byte
 	long         []byte    // a line longer than the read buffer
@@ -104,9 +105,8 @@ func (s *subscriber) run(ctx context.Context) {
 			if first {
 				first = false
 				<-w.dialSem
-				if w.connected.Add(1) == uint64(len(w.subs)) {
-					w.allConnected()
-				}
+				w.connected.Add(1)
+				w.liveOne()
 			}
 			attempt = 0
 		})

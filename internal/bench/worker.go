@@ -31,6 +31,11 @@ type WorkerSpec struct {
 	// the shared topic).
 	First int `json:"first"`
 	Count int `json:"count"`
+	// Stalled is how many stalled subscribers the worker opens besides
+	// (see stalled.go); stalled subscriber StalledFirst+j reads topic
+	// (StalledFirst+j) mod Topics (and the shared topic).
+	Stalled      int `json:"stalled,omitempty"`
+	StalledFirst int `json:"stalled_first,omitempty"`
 	// SourceIPs are the local addresses subscribers connect from, in
 	// turn; empty means the system's choice.
 	SourceIPs []string `json:"source_ips,omitempty"`
@@ -113,6 +118,9 @@ type WorkerResult struct {
 	Reconnects         uint64     `json:"reconnects"`
 	ConnectErrors      uint64     `json:"connect_errors"`
 	CaughtUp           uint64     `json:"caught_up"`
+	Stalled            int        `json:"stalled,omitempty"`
+	StalledConnected   uint64     `json:"stalled_connected,omitempty"`
+	StalledCutOff      uint64     `json:"stalled_cut_off,omitempty"`
 	CPUSeconds         float64    `json:"cpu_seconds"` // since mark; 0 in-process
 	RSSBytes           int64      `json:"rss_bytes"`   // at mark; 0 in-process
 	Processes          int        `json:"processes"`
@@ -140,6 +148,9 @@ func (r *WorkerResult) Merge(o *WorkerResult) {
 	r.Reconnects += o.Reconnects
 	r.ConnectErrors += o.ConnectErrors
 	r.CaughtUp += o.CaughtUp
+	r.Stalled += o.Stalled
+	r.StalledConnected += o.StalledConnected
+	r.StalledCutOff += o.StalledCutOff
 	r.CPUSeconds += o.CPUSeconds
 	r.RSSBytes += o.RSSBytes
 	r.Processes += o.Processes
@@ -164,6 +175,7 @@ type worker struct {
 	reqTail    []byte // the rest, with the final empty line
 	localAddrs []net.Addr
 	subs       []*subscriber
+	stalled    []*subscriber // never read: see stalled.go
 	dialSem    chan struct{}
 	started    time.Time
 
@@ -176,6 +188,9 @@ type worker struct {
 	reconnects    atomic.Uint64
 	connectErrors atomic.Uint64
 	caughtUp      atomic.Uint64
+	stalledLive   atomic.Uint64
+	allLive       atomic.Bool // liveOne has seen every subscriber live
+	stalledCut    atomic.Uint64
 	foreign       atomic.Uint64
 	other         atomic.Uint64
 	lastErr       atomic.Pointer[string]
@@ -193,6 +208,15 @@ func (w *worker) lastError() string {
 		return *p
 	}
 	return ""
+}
+
+// liveOne notes that one more subscriber, stalled or not, is live, and
+// signals when all are.
+func (w *worker) liveOne() {
+	if w.connected.Load() == uint64(len(w.subs)) && w.stalledLive.Load() == uint64(len(w.stalled)) &&
+		w.allLive.CompareAndSwap(false, true) {
+		w.allConnected()
+	}
 }
 
 func (w *worker) allConnected() {
@@ -223,7 +247,7 @@ func newWorker(spec WorkerSpec) (*worker, error) {
 	if err != nil || u.Scheme != "http" || u.Host == "" {
 		return nil, fmt.Errorf("hub URL %q: want an http:// URL (HTTPS is not supported by the load tool)", spec.Hub)
 	}
-	if spec.Topics < 1 || spec.Count < 0 {
+	if spec.Topics < 1 || spec.Count < 0 || spec.Stalled < 0 {
 		return nil, errors.New("worker spec: want at least one topic and a non-negative count")
 	}
 	w := &worker{spec: spec, events: make(chan string, 4), started: time.Now()}
@@ -263,6 +287,15 @@ func newWorker(spec WorkerSpec) (*worker, error) {
 			s.topics[1], s.ntopic = uint32(spec.Topics), 2
 		}
 		w.subs = append(w.subs, s)
+	}
+	for i := range spec.Stalled {
+		idx := spec.StalledFirst + i
+		s := &subscriber{w: w, index: idx, ntopic: 1, stalled: true}
+		s.topics[0] = uint32(idx % spec.Topics)
+		if spec.Shared {
+			s.topics[1], s.ntopic = uint32(spec.Topics), 2
+		}
+		w.stalled = append(w.stalled, s)
 	}
 	return w, nil
 }
@@ -352,13 +385,17 @@ func ServeWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 		return err
 	}
 	var wg sync.WaitGroup
-	defer func() {
+	stopAll := func() {
 		for _, s := range w.subs {
+			s.interrupt(true)
+		}
+		for _, s := range w.stalled {
 			s.interrupt(true)
 		}
 		cancel()
 		wg.Wait()
-	}()
+	}
+	defer stopAll()
 	for _, s := range w.subs {
 		wg.Add(1)
 		go func() {
@@ -366,7 +403,14 @@ func ServeWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 			s.run(ctx)
 		}()
 	}
-	if len(w.subs) == 0 {
+	for _, s := range w.stalled {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.runStalled(ctx)
+		}()
+	}
+	if len(w.subs) == 0 && len(w.stalled) == 0 {
 		w.allConnected()
 	}
 	tickEvery := w.spec.Tick
@@ -399,11 +443,8 @@ func ServeWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 		return send(report{Op: "tick", Tick: t})
 	}
 	finish := func(incomplete int) error {
-		for _, s := range w.subs {
-			s.interrupt(true)
-		}
-		cancel()
-		wg.Wait()
+		w.checkStalled()
+		stopAll()
 		res := w.result(syncing, incomplete)
 		res.DeliveredSinceMark = res.Delivered - markDel
 		if !w.spec.InProcess {
@@ -497,21 +538,24 @@ func ServeWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 // result totals the subscribers' counts once their goroutines are done.
 func (w *worker) result(expected []uint64, incomplete int) *WorkerResult {
 	r := &WorkerResult{
-		Subscribers:    len(w.subs),
-		Connected:      w.connected.Load(),
-		ConnectSeconds: time.Duration(w.connectedAt.Load()).Seconds(),
-		Delivered:      w.delivered.Load(),
-		LastDelivery:   w.lastDelivery.Load(),
-		Foreign:        w.foreign.Load(),
-		Other:          w.other.Load(),
-		Incomplete:     incomplete,
-		Disconnects:    w.disconnects.Load(),
-		Reconnects:     w.reconnects.Load(),
-		ConnectErrors:  w.connectErrors.Load(),
-		CaughtUp:       w.caughtUp.Load(),
-		LastError:      w.lastError(),
-		Latency:        w.latency.snapshot(),
-		Catchup:        w.catchup.snapshot(),
+		Subscribers:      len(w.subs),
+		Connected:        w.connected.Load(),
+		ConnectSeconds:   time.Duration(w.connectedAt.Load()).Seconds(),
+		Delivered:        w.delivered.Load(),
+		LastDelivery:     w.lastDelivery.Load(),
+		Foreign:          w.foreign.Load(),
+		Other:            w.other.Load(),
+		Incomplete:       incomplete,
+		Disconnects:      w.disconnects.Load(),
+		Reconnects:       w.reconnects.Load(),
+		ConnectErrors:    w.connectErrors.Load(),
+		CaughtUp:         w.caughtUp.Load(),
+		Stalled:          len(w.stalled),
+		StalledConnected: w.stalledLive.Load(),
+		StalledCutOff:    w.stalledCut.Load(),
+		LastError:        w.lastError(),
+		Latency:          w.latency.snapshot(),
+		Catchup:          w.catchup.snapshot(),
 	}
 	for _, s := range w.subs {
 		for i := range s.ntopic {

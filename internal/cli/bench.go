@@ -52,6 +52,7 @@ func benchCmd(ctx context.Context, stdio IO, args []string) error {
 	fs.StringVar(&cfg.Hub, "hub", defaultHub, "URL of the hub (http only)")
 	fs.StringVar(&cfg.Label, "label", "", "name of the run in reports (default: the hub URL)")
 	fs.IntVar(&cfg.Subscribers, "subscribers", 1000, "subscribers to connect (0: measure publishing alone)")
+	fs.IntVar(&cfg.Stalled, "stalled", 0, "extra subscribers that connect and then never read (a slow consumer); in no latency or loss figure")
 	fs.IntVar(&cfg.Topics, "topics", 1, "distinct topics; subscriber i reads topic i mod --topics")
 	fs.IntVar(&cfg.SharedPercent, "shared-percent", 0, "add a topic every subscriber reads, receiving this percentage of the events")
 	fs.StringVar(&cfg.TopicPrefix, "topic-prefix", "https://bench.example/t/", "prefix of the topic names")
@@ -96,8 +97,8 @@ func benchCmd(ctx context.Context, stdio IO, args []string) error {
 	if u, err := url.Parse(cfg.Hub); err != nil || u.Scheme != "http" || u.Host == "" {
 		return usagef("%s must be an http URL", from("hub"))
 	}
-	nonNeg := map[string]int{"subscribers": cfg.Subscribers, "rate": rate, "workers": workers, "payload": cfg.PayloadSize}
-	for _, name := range []string{"subscribers", "rate", "workers", "payload"} {
+	nonNeg := map[string]int{"subscribers": cfg.Subscribers, "stalled": cfg.Stalled, "rate": rate, "workers": workers, "payload": cfg.PayloadSize}
+	for _, name := range []string{"subscribers", "stalled", "rate", "workers", "payload"} {
 		if nonNeg[name] < 0 {
 			return usagef("%s must not be negative", from(name))
 		}
@@ -178,12 +179,12 @@ func benchCmd(ctx context.Context, stdio IO, args []string) error {
 		cfg.SubscriberToken = tok
 	}
 	switch {
-	case inProcess || cfg.Subscribers == 0:
+	case inProcess || cfg.Subscribers+cfg.Stalled == 0:
 		cfg.Workers = 0
 	case workers > 0:
 		cfg.Workers = workers
 	default:
-		cfg.Workers = (cfg.Subscribers + perWorker - 1) / perWorker
+		cfg.Workers = (cfg.Subscribers + cfg.Stalled + perWorker - 1) / perWorker
 	}
 	if cfg.Workers > 0 {
 		exe, err := os.Executable()

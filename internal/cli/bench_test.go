@@ -35,6 +35,7 @@ func TestBenchUsageErrors(t *testing.T) {
 	}{
 		{[]string{"--subscribers", "x"}, nil, `invalid value "x" for --subscribers: want a whole number`},
 		{nil, map[string]string{"SSEHUB_SUBSCRIBERS": "-1"}, "SSEHUB_SUBSCRIBERS must not be negative"},
+		{[]string{"--stalled", "-1"}, nil, "--stalled must not be negative"},
 		{[]string{"--hub", "ftp://x"}, nil, "--hub must be an http URL"},
 		{[]string{"--hub", "https://x/"}, nil, "--hub must be an http URL"},
 		{[]string{"--topics", "0"}, nil, "--topics must be positive"},

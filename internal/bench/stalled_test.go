@@ -1,0 +1,106 @@
+package bench
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ssehub/ssehub/hub"
+	"github.com/ssehub/ssehub/ssehttp"
+)
+
+// fakeHub answers every GET with an event stream. Stalled subscribers'
+// streams (the X-Bench-Stalled header) get more than their buffers hold
+// and are then ended when cut is set, or get a few bytes and stay open.
+// Other streams stay open until the test ends.
+func fakeHub(t *testing.T, cut bool) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		rc := http.NewResponseController(w)
+		_ = rc.Flush()
+		if r.Header.Get("X-Bench-Stalled") != "" {
+			if cut {
+				// Far more than the socket buffers hold: the write
+				// blocks until its deadline, then the stream ends.
+				_ = rc.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+				_, _ = w.Write(bytes.Repeat([]byte(": stalled\n\n"), 1<<20))
+				return
+			}
+			_, _ = w.Write([]byte(": hello\n\n"))
+			_ = rc.Flush()
+		}
+		<-r.Context().Done()
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/.well-known/mercure"
+}
+
+func TestStalledSubscribers(t *testing.T) {
+	tests := []struct {
+		name    string
+		stalled int
+		cut     bool
+		wantCut uint64
+	}{
+		{name: "none", stalled: 0},
+		{name: "kept open by the hub", stalled: 3, cut: false, wantCut: 0},
+		{name: "cut off by the hub", stalled: 3, cut: true, wantCut: 3},
+		{name: "more stalled than subscribers", stalled: 7, cut: true, wantCut: 7},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := runOK(t, Config{
+				Hub: fakeHub(t, tt.cut), Mode: ModeIdle, Subscribers: 4, Stalled: tt.stalled,
+				Duration: 50 * time.Millisecond,
+			})
+			if res.Connected != 4 || res.Delivered != 0 || res.Latency.Count != 0 {
+				t.Errorf("connected %d delivered %d latencies %d; want 4 0 0: stalled subscribers are in no figure",
+					res.Connected, res.Delivered, res.Latency.Count)
+			}
+			if res.Stalled != tt.stalled || res.StalledConnected != uint64(tt.stalled) || res.StalledCutOff != tt.wantCut {
+				t.Errorf("stalled %d connected %d cut off %d; want %d %d %d",
+					res.Stalled, res.StalledConnected, res.StalledCutOff, tt.stalled, tt.stalled, tt.wantCut)
+			}
+			var text bytes.Buffer
+			if err := WriteText(&text, res); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(text.String(), "cut off by the hub"); got != (tt.stalled > 0) {
+				t.Errorf("table shows the stalled rows: %v; want %v:\n%s", got, tt.stalled > 0, text.String())
+			}
+		})
+	}
+}
+
+// TestStalledAgainstHub runs stalled subscribers against ssehub with a
+// small queue: every event still reaches every reading subscriber exactly
+// once, the stalled ones count in no figure, and the hub ends their
+// streams (their queue overflows while a write to them is blocked).
+func TestStalledAgainstHub(t *testing.T) {
+	hubURL := startHubWith(t, hub.Config{QueueSize: 16}, ssehttp.Config{WriteTimeout: 200 * time.Millisecond})
+	res := runOK(t, Config{
+		Hub: hubURL, PublisherToken: publisherToken(t),
+		Subscribers: 6, Stalled: 3, Events: 100, PayloadSize: 64 << 10, Publishers: 2, Duration: time.Minute,
+	})
+	checkDelivery(t, res, 100, 6)
+	if res.StalledConnected != 3 || res.StalledCutOff != 3 {
+		t.Errorf("stalled connected %d cut off %d; want 3 3", res.StalledConnected, res.StalledCutOff)
+	}
+}
+
+func TestStalledValidate(t *testing.T) {
+	t.Parallel()
+	err := Config{Hub: "http://127.0.0.1:1/", Subscribers: 1, Stalled: -1}.Validate()
+	if err == nil || !strings.Contains(err.Error(), "stalled") {
+		t.Errorf("Validate: %v; want a stalled error", err)
+	}
+	err = Config{Hub: "http://127.0.0.1:1/", Subscribers: MaxPerWorker, Stalled: 1}.Validate()
+	if err == nil || !strings.Contains(err.Error(), "worker processes") {
+		t.Errorf("Validate: %v; want a worker processes error", err)
+	}
+}
