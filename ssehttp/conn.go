@@ -323,10 +323,19 @@ func (h *Handler) drainHijacked() {
 }
 
 // Wait waits until every stream served from a hijacked connection has
-// ended after Drain, or ctx is done; then it closes the connections of
-// those still writing, and returns ctx's error. Streams served by their own goroutine
-// are waited for by http.Server.Shutdown.
+// ended after Drain, and the subscription events of ended streams are
+// published (with Config.Presence), or ctx is done; then it closes the
+// connections of those still writing, and returns ctx's error. Streams
+// served by their own goroutine are waited for by http.Server.Shutdown;
+// call Wait after it so that their subscription events are waited for too.
 func (h *Handler) Wait(ctx context.Context) error {
+	if err := h.waitHijacked(ctx); err != nil {
+		return err
+	}
+	return h.waitPresence(ctx)
+}
+
+func (h *Handler) waitHijacked(ctx context.Context) error {
 	s := &h.hijacks
 	s.mu.Lock()
 	empty := s.empty

@@ -99,6 +99,12 @@ type Config struct {
 	// several times the memory per idle subscriber; it exists to compare
 	// the two models and to run behind wrappers that cannot hijack.
 	GoroutinePerStream bool
+	// Presence, when set, turns on Mercure's active subscriptions: every
+	// stream's subscriptions are registered in it and announced as
+	// private subscription events (type "mercure") when the stream starts
+	// and ends, and Subscriptions serves the registry. Keep it alive with
+	// StartPresence. Nil turns the feature off.
+	Presence hub.Presence
 }
 
 // Handler serves the Mercure protocol. It is safe for concurrent use.
@@ -123,6 +129,7 @@ type Handler struct {
 	hijacks  streams
 	watcher  watcher
 	lim      *limiter
+	pres     *presence // nil without Config.Presence
 }
 
 // New returns a Handler for cfg.
@@ -178,6 +185,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	h.hubURL, h.hubPath = base, path.Clean("/"+base.Path)
 	h.lim = newLimiter(cfg.Limits, cfg.Now)
+	if cfg.Presence != nil {
+		h.pres = &presence{reg: cfg.Presence}
+	}
 	return h, nil
 }
 
@@ -236,7 +246,7 @@ func (h *Handler) cors(w http.ResponseWriter, r *http.Request) {
 		hd.Set("Access-Control-Allow-Headers", "Authorization, Last-Event-ID, Cache-Control, Content-Type, Idempotency-Key")
 		hd.Set("Access-Control-Max-Age", "600")
 	} else {
-		hd.Set("Access-Control-Expose-Headers", "Mercure-Last-Event-ID, Last-Event-ID")
+		hd.Set("Access-Control-Expose-Headers", "Mercure-Last-Event-ID, Last-Event-ID, Link")
 	}
 }
 
@@ -331,6 +341,10 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 		anchor := sub.Resume().Anchor
 		w.Header().Set("Mercure-Last-Event-ID", anchor)
 		w.Header().Set("Last-Event-ID", anchor) // the v0.24 name
+	}
+	if h.pres != nil && r.Method != http.MethodHead {
+		leave, unlimit := h.join(presenceEntry(topics, grant)), release
+		release = func() { unlimit(); leave() }
 	}
 	if hj != nil {
 		hj.onClose = append(hj.onClose, release)

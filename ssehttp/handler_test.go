@@ -84,10 +84,17 @@ func newFixture(t *testing.T, mod func(*Config)) *fixture {
 	}
 	mux := http.NewServeMux()
 	mux.Handle(DefaultPath, hd)
+	mux.Handle(SubscriptionsPath, hd.Subscriptions())
+	mux.Handle(SubscriptionsPath+"/", hd.Subscriptions())
 	f := &fixture{hub: h, handler: hd, srv: httptest.NewServer(mux)}
 	t.Cleanup(func() {
 		hd.Drain()
 		f.srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := hd.Wait(ctx); err != nil {
+			t.Errorf("Wait: %v", err)
+		}
 		h.Close(context.Background())
 	})
 	return f

@@ -55,6 +55,8 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 	fs.Var(&topicRules, "retention-topic", "`rule` PATTERN=max-updates=N,max-bytes=SIZE,max-age=DURATION limiting each topic PATTERN matches (a topic, URI template, or URL pattern with match-type=urlpattern); repeatable, the first matching rule applies; in the variable, one rule per line")
 	fs.IntVar(&cfg.ReplayLimit, "replay-limit", 10000, "most updates one resume replays; past it the client gets an ssehub.gap event (replay-limit) and live updates")
 	fs.DurationVar(&cfg.IdempotencyWindow, "idempotency-window", 10*time.Minute, "how long an Idempotency-Key is remembered")
+	fs.BoolVar(&cfg.Subscriptions, "subscriptions", false, "publish Mercure subscription events and serve the active-subscriptions API at /.well-known/mercure/subscriptions (cluster-wide on a shared engine)")
+	fs.DurationVar(&cfg.PresenceLease, "presence-lease", server.DefaultPresenceLease, "with --subscriptions on a shared engine: how long the subscriptions of a hub that died stay listed before another hub announces their end")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	metricsOn := fs.Bool("metrics", true, "serve Prometheus metrics at /metrics")
@@ -93,6 +95,9 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 	}
 	if cfg.ReplayLimit <= 0 {
 		return usagef("%s must be positive", from("replay-limit"))
+	}
+	if cfg.PresenceLease < 300*time.Millisecond {
+		return usagef("%s must be at least 300ms", from("presence-lease"))
 	}
 	if len(topicRules) > 0 && strings.HasPrefix(cfg.Engine, "nats://") {
 		return usagef("%s needs --store bolt, memory or redis://: NATS JetStream has no per-topic retention", from("retention-topic"))

@@ -115,7 +115,21 @@ type Config struct {
 	// Metrics configures the Prometheus endpoint, /metrics. The zero
 	// value serves it on the main listener, unprotected.
 	Metrics Metrics
+	// Subscriptions turns on Mercure's active subscriptions: a private
+	// subscription event (type "mercure") when a subscription starts and
+	// ends, and the subscriptions API under
+	// /.well-known/mercure/subscriptions. With a shared engine the registry
+	// lives in the engine and spans every hub on it.
+	Subscriptions bool
+	// PresenceLease is how long the subscriptions of a hub that died
+	// without saying so stay listed in a shared engine's registry before
+	// another hub reaps them and announces their end. Zero means
+	// DefaultPresenceLease.
+	PresenceLease time.Duration
 }
+
+// DefaultPresenceLease is the default of Config.PresenceLease.
+const DefaultPresenceLease = 15 * time.Second
 
 // Metrics configures the Prometheus endpoint.
 type Metrics struct {
@@ -191,6 +205,8 @@ type Server struct {
 	mhttp    *http.Server     // the metrics listener's server, if any
 	mln      net.Listener
 	mdone    chan struct{} // closed when mhttp stops serving
+	presence hub.Presence  // nil without Config.Subscriptions
+	presStop func()        // stops the presence sweeper and waits for it
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -273,6 +289,12 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return fail(err)
 	}
+	if cfg.Subscriptions {
+		if s.presence, err = openPresence(s.cfg.Store, cfg.PresenceLease); err != nil {
+			s.hub.Close(context.Background())
+			return fail(err)
+		}
+	}
 	var obs ssehttp.Observer
 	if s.metrics != nil {
 		s.metrics.CollectHub(s.hub)
@@ -291,6 +313,7 @@ func Start(cfg Config) (*Server, error) {
 		MaxTopics:    cfg.MaxTopics,
 		Logger:       s.log,
 		Observer:     obs,
+		Presence:     s.presence,
 	})
 	if err != nil {
 		s.hub.Close(context.Background())
@@ -309,6 +332,8 @@ func Start(cfg Config) (*Server, error) {
 	mux.Handle(ssehttp.DefaultPath, s.handler)
 	mux.Handle(webui.StatsPath, stats)
 	mux.Handle(ssehttp.HistoryPath, s.handler.History())
+	mux.Handle(ssehttp.SubscriptionsPath, s.handler.Subscriptions())
+	mux.Handle(ssehttp.SubscriptionsPath+"/", s.handler.Subscriptions())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
@@ -352,6 +377,9 @@ func Start(cfg Config) (*Server, error) {
 		p.SetHTTP1(true)
 		p.SetUnencryptedHTTP2(true)
 		s.http.Protocols = &p
+	}
+	if s.presence != nil {
+		s.presStop = s.handler.StartPresence(cmp.Or(cfg.PresenceLease, DefaultPresenceLease) / 3)
 	}
 	go func() {
 		var err error
@@ -461,6 +489,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if err != nil {
 			s.log.Warn("grace period over; closing remaining connections", "err", err)
 			s.http.Close()
+		}
+		if s.presence != nil {
+			s.presStop()
+			if perr := s.presence.Close(); perr != nil {
+				s.log.Warn("closing the presence registry", "err", perr)
+			}
 		}
 		if herr := s.hub.Close(ctx); herr != nil && err == nil {
 			err = herr
