@@ -565,7 +565,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 		}
 		h.log.Error("publish failed", "err", err)
 		w.Header().Set("Retry-After", "1")
-		h.fail(w, r, http.StatusServiceUnavailable, "update not stored: "+storeReason(err))
+		h.fail(w, r, http.StatusServiceUnavailable, "update not acknowledged: "+storeReason(err))
 		return
 	}
 	h.obs.Published(time.Since(start))
@@ -575,17 +575,20 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(id))
 }
 
-// storeReason names a store failure without internals.
+// storeReason names a store failure without internals. Only a hub that
+// is shutting down surely stored nothing; after a timeout or a failure the
+// store may still hold the update (a stalled engine can store it after the
+// hub gave up waiting), so the answer says how to retry safely.
 func storeReason(err error) string {
 	switch {
 	case errors.Is(err, hub.ErrClosed):
 		return "hub is shutting down"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return "request ended before the update was stored"
+		return "the store did not confirm it in time (it may still be stored: retry with the same Idempotency-Key)"
 	case errors.Is(err, syscall.ENOSPC):
 		return "the store is out of disk space"
 	default:
-		return "the store failed"
+		return "the store failed (retry with the same Idempotency-Key)"
 	}
 }
 
