@@ -50,6 +50,25 @@
 // Append fails at once (the client buffers nothing while reconnecting).
 // docs/design/scale-out-nats.md says what each setting promises.
 //
+// # Presence
+//
+// Store.Presence returns the node's view of the registry of active
+// subscriptions (hub.Presence) that every node on the stream shares. It
+// lives in two JetStream KV buckets named after the stream,
+// SSEHUB_<stream>_PRESENCE (the entries, n.<node> and e.<node>.<hash>)
+// and SSEHUB_<stream>_LEASES (l.<node>, each node's lease, and c.<node>,
+// a claim; the bucket's MaxAge is the lease). Sweep renews the lease with
+// a compare-and-set on its last revision, so a node learns that its lease
+// expired, and then writes its entries again and returns them as back. A
+// node whose lease is gone is reaped by the one sweeper that creates its
+// claim key: it reads the node's entries, checks the lease is still
+// missing, and purges each entry up to the revision it read, so that
+// entries the node writes again on its return survive. Entries are
+// removed by purging their subjects, never with delete markers, so the
+// buckets hold only live keys. The buckets' streams have direct gets off,
+// so that these checks read from the stream leader. Only KV features of
+// nats-server 2.9 are used (no per-key TTL, one filter subject per watch).
+//
 // # Retention
 //
 // The stream's own limits enforce Config.Limits: MaxUpdates is MaxMsgs,
