@@ -105,6 +105,11 @@ type Config struct {
 	// and ends, and Subscriptions serves the registry. Keep it alive with
 	// StartPresence. Nil turns the feature off.
 	Presence hub.Presence
+	// ResourceMetadata is the URL of the hub's OAuth 2.0 Protected
+	// Resource Metadata (RFC 9728). When set, a 401 for a missing token
+	// points to it with the resource_metadata parameter of its
+	// WWW-Authenticate challenge, as the Mercure spec recommends.
+	ResourceMetadata string
 }
 
 // Handler serves the Mercure protocol. It is safe for concurrent use.
@@ -283,7 +288,11 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, role auth
 
 func (h *Handler) unauthorized(w http.ResponseWriter, r *http.Request, reason string) {
 	h.obs.Refused(RefusedMissingToken)
-	w.Header().Set("WWW-Authenticate", "Bearer")
+	challenge := "Bearer"
+	if h.cfg.ResourceMetadata != "" {
+		challenge += ` resource_metadata="` + h.cfg.ResourceMetadata + `"`
+	}
+	w.Header().Set("WWW-Authenticate", challenge)
 	h.fail(w, r, http.StatusUnauthorized, reason)
 }
 

@@ -301,19 +301,20 @@ func Start(cfg Config) (*Server, error) {
 		obs = s.metrics
 	}
 	s.handler, err = ssehttp.New(ssehttp.Config{
-		Hub:          s.hub,
-		Compiler:     comp,
-		Auth:         authn,
-		Anonymous:    cfg.Anonymous,
-		Heartbeat:    cfg.Heartbeat,
-		CORSOrigins:  cfg.CORSOrigins,
-		Limits:       cfg.Limits,
-		MaxLifetime:  cfg.MaxLifetime,
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		MaxTopics:    cfg.MaxTopics,
-		Logger:       s.log,
-		Observer:     obs,
-		Presence:     s.presence,
+		Hub:              s.hub,
+		Compiler:         comp,
+		Auth:             authn,
+		Anonymous:        cfg.Anonymous,
+		Heartbeat:        cfg.Heartbeat,
+		CORSOrigins:      cfg.CORSOrigins,
+		Limits:           cfg.Limits,
+		MaxLifetime:      cfg.MaxLifetime,
+		MaxBodyBytes:     cfg.MaxBodyBytes,
+		MaxTopics:        cfg.MaxTopics,
+		Logger:           s.log,
+		Observer:         obs,
+		Presence:         s.presence,
+		ResourceMetadata: metadataURL(s.url),
 	})
 	if err != nil {
 		s.hub.Close(context.Background())
@@ -332,6 +333,7 @@ func Start(cfg Config) (*Server, error) {
 	mux.Handle(ssehttp.DefaultPath, s.handler)
 	mux.Handle(webui.StatsPath, stats)
 	mux.Handle(ssehttp.HistoryPath, s.handler.History())
+	mux.Handle("GET "+resourceMetadataPath, metadataHandler(s.HubURL(), jcfg, s.presence != nil))
 	mux.Handle(ssehttp.SubscriptionsPath, s.handler.Subscriptions())
 	mux.Handle(ssehttp.SubscriptionsPath+"/", s.handler.Subscriptions())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
