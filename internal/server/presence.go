@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"time"
 
@@ -28,7 +27,7 @@ func openPresence(store hub.Store, lease time.Duration) (hub.Presence, error) {
 	case *redisstore.Store:
 		return s.Presence(node, lease), nil
 	case *natsstore.Store:
-		return nil, errors.New("--subscriptions is not available on the NATS engine yet")
+		return s.Presence(node, lease), nil
 	}
 	return hub.NewLocalPresence(), nil
 }
