@@ -122,7 +122,11 @@ func flagSet(name, usage string, stdio IO) *flag.FlagSet {
 			if def := defaultText(f); def != "" {
 				text += " (default " + def + ")"
 			}
-			fmt.Fprintf(tw, "  --%s%s\t%s [%s]\n", f.Name, kind, text, envName(f.Name))
+			env := envName(f.Name)
+			if env == "" {
+				env = "command line only"
+			}
+			fmt.Fprintf(tw, "  --%s%s\t%s [%s]\n", f.Name, kind, text, env)
 		})
 		tw.Flush()
 	}
@@ -140,8 +144,14 @@ func defaultText(f *flag.Flag) string {
 }
 
 // envName is the environment variable of a flag: --publisher-key is
-// SSEHUB_PUBLISHER_KEY.
+// SSEHUB_PUBLISHER_KEY. Flags that choose what one run prints or writes
+// where have none (""): one variable would serve commands that give the
+// flag different meanings (sub --json is a switch, bench --json a file).
 func envName(flagName string) string {
+	switch flagName {
+	case "json", "html":
+		return ""
+	}
 	return "SSEHUB_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
@@ -154,7 +164,11 @@ func envName(flagName string) string {
 func parse(fs *flag.FlagSet, args []string, stdio IO) error {
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
-		v, _ := stdio.Getenv(envName(f.Name))
+		name := envName(f.Name)
+		if name == "" {
+			return
+		}
+		v, _ := stdio.Getenv(name)
 		if v == "" || envErr != nil {
 			return // empty is unset
 		}
@@ -232,6 +246,9 @@ func want(f *flag.Flag, err error) string {
 func origin(fs *flag.FlagSet, stdio IO, name string) string {
 	onCommandLine := false
 	fs.Visit(func(f *flag.Flag) { onCommandLine = onCommandLine || f.Name == name })
+	if env := envName(name); env == "" {
+		return "--" + name
+	}
 	if v, _ := stdio.Getenv(envName(name)); !onCommandLine && v != "" {
 		return envName(name)
 	}

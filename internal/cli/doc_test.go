@@ -17,7 +17,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the flag tables of docs/configuration.md")
 
 // usageLine is one flag in a command's --help output.
-var usageLine = regexp.MustCompile(`^  --(\S+)(?: (\S+))? {2,}(.*?)(?: \(default (.+)\))? \[(SSEHUB_\w+)\]$`)
+var usageLine = regexp.MustCompile(`^  --(\S+)(?: (\S+))? {2,}(.*?)(?: \(default (.+)\))? \[(SSEHUB_\w+|command line only)\]$`)
 
 // TestConfigurationDoc checks that the flag tables of
 // docs/configuration.md are the ones the commands' --help describes, so
@@ -76,7 +76,10 @@ func flagTable(t *testing.T, cmd string) string {
 		if def != "" {
 			def = "`" + def + "`"
 		}
-		fmt.Fprintf(&b, "| %s | `%s` | %s | %s |\n", flagCol, env, def, escape(text))
+		if env != "command line only" {
+			env = "`" + env + "`"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", flagCol, env, def, escape(text))
 		n++
 	}
 	if n == 0 {
