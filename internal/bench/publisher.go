@@ -1,13 +1,16 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
-	"errors"
+	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,7 +27,10 @@ type publishers struct {
 	payloadSize int
 	ids         bool
 	runID       string
-	client      *http.Client
+
+	connsMu sync.Mutex
+	conns   map[*pubConn]struct{} // every connection, closed by close
+	idle    []*pubConn            // those no publisher holds, for the next run
 
 	seqs      []atomic.Uint64 // last sequence number, by topic index
 	failed    []atomic.Uint64 // publishes that were not acknowledged, by topic
@@ -40,23 +46,24 @@ func newPublishers(cfg *Config, runID string, conc int) *publishers {
 	if cfg.SharedPercent > 0 {
 		n++
 	}
-	tr := &http.Transport{
-		MaxIdleConns:        conc,
-		MaxIdleConnsPerHost: conc,
-		IdleConnTimeout:     time.Minute,
-		DisableCompression:  true,
-	}
 	return &publishers{
 		hub: cfg.Hub, token: cfg.PublisherToken, prefix: cfg.TopicPrefix,
 		topics: cfg.Topics, sharedPct: cfg.SharedPercent, payloadSize: cfg.PayloadSize,
 		ids: cfg.IDs, runID: runID,
-		client: &http.Client{Transport: tr, Timeout: 30 * time.Second},
 		seqs:   make([]atomic.Uint64, n),
 		failed: make([]atomic.Uint64, n),
 	}
 }
 
-func (p *publishers) close() { p.client.CloseIdleConnections() }
+// close closes the publishers' connections. Call it once run returned.
+func (p *publishers) close() {
+	p.connsMu.Lock()
+	defer p.connsMu.Unlock()
+	for c := range p.conns {
+		c.close()
+	}
+	p.conns, p.idle = nil, nil
+}
 
 // expected returns, by topic, how many events were acknowledged.
 func (p *publishers) expected() []uint64 {
@@ -105,6 +112,8 @@ func (p *publishers) run(ctx context.Context, rate float64, limit uint64, conc i
 		go func() {
 			defer wg.Done()
 			var body []byte
+			pc := p.getConn()
+			defer p.putConn(pc)
 			for {
 				i := next.Add(1) - 1
 				if limit > 0 && i >= limit {
@@ -128,15 +137,16 @@ func (p *publishers) run(ctx context.Context, rate float64, limit uint64, conc i
 				// A publish under way when the run's time is up is
 				// finished, not cancelled: cancelled, it could be stored
 				// and delivered yet not acknowledged.
-				body = p.publishOne(context.WithoutCancel(ctx), body[:0], p.pick(i))
+				body = p.publishOne(pc, body[:0], p.pick(i))
 			}
 		}()
 	}
 	wg.Wait()
 }
 
-// publishOne sends the next event of topic t, reusing buf for the body.
-func (p *publishers) publishOne(ctx context.Context, buf []byte, t uint32) []byte {
+// publishOne sends the next event of topic t on pc, reusing buf for the
+// body.
+func (p *publishers) publishOne(pc *pubConn, buf []byte, t uint32) []byte {
 	seq := p.seqs[t].Add(1)
 	buf = append(buf, "topic="...)
 	buf = append(buf, url.QueryEscape(topicName(p.prefix, p.topics, int(t)))...)
@@ -147,7 +157,7 @@ func (p *publishers) publishOne(ctx context.Context, buf []byte, t uint32) []byt
 	buf = append(buf, "&data="...)
 	sent := time.Now()
 	buf = AppendPayload(buf, Payload{Topic: t, Seq: seq, Sent: sent.UnixNano()}, p.payloadSize)
-	err := p.post(ctx, buf)
+	err := pc.post(buf)
 	if err != nil {
 		p.errors.Add(1)
 		s := err.Error()
@@ -160,31 +170,170 @@ func (p *publishers) publishOne(ctx context.Context, buf []byte, t uint32) []byt
 	return buf
 }
 
-func (p *publishers) post(ctx context.Context, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.hub, bytes.NewReader(body))
-	if err != nil {
-		return err
+// publishTimeout bounds one publish request, from dialing to the end of
+// the answer.
+const publishTimeout = 30 * time.Second
+
+// pubConn is one publisher's keep-alive HTTP/1.1 connection to the hub. It
+// writes each request in one write and reads the answer on the same
+// goroutine: no transport goroutines, no connection pool, so that the
+// load tool spends as little of the machine it shares with the hub as it
+// can. It redials after an error or a "Connection: close". A pubConn is
+// used by one goroutine at a time.
+type pubConn struct {
+	p    *publishers
+	addr string // host:port to dial
+	tls  *tls.Config
+	head []byte // request line and headers up to "Content-Length: "
+	conn net.Conn
+	br   *bufio.Reader
+	req  []byte
+}
+
+// getConn returns an idle connection or a new one (dialed on first use).
+func (p *publishers) getConn() *pubConn {
+	p.connsMu.Lock()
+	if n := len(p.idle); n > 0 {
+		pc := p.idle[n-1]
+		p.idle = p.idle[:n-1]
+		p.connsMu.Unlock()
+		return pc
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if p.token != "" {
-		req.Header.Set("Authorization", "Bearer "+p.token)
-	}
-	resp, err := p.client.Do(req)
+	p.connsMu.Unlock()
+	pc := &pubConn{p: p}
+	u, err := url.Parse(p.hub) // Config.Validate checked it
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
+		return pc
+	}
+	host, port := u.Hostname(), u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
 		}
+	}
+	pc.addr = net.JoinHostPort(host, port)
+	if u.Scheme == "https" {
+		pc.tls = &tls.Config{ServerName: host, NextProtos: []string{"http/1.1"}}
+	}
+	h := "POST " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host +
+		"\r\nUser-Agent: ssehub-bench\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+	if p.token != "" {
+		h += "Authorization: Bearer " + p.token + "\r\n"
+	}
+	pc.head = append([]byte(h), "Content-Length: "...)
+	p.connsMu.Lock()
+	if p.conns == nil {
+		p.conns = make(map[*pubConn]struct{})
+	}
+	p.conns[pc] = struct{}{}
+	p.connsMu.Unlock()
+	return pc
+}
+
+// putConn makes pc available to the next run.
+func (p *publishers) putConn(pc *pubConn) {
+	p.connsMu.Lock()
+	defer p.connsMu.Unlock()
+	if p.conns != nil {
+		p.idle = append(p.idle, pc)
+	}
+}
+
+// close closes the connection; a later post dials again unless publishers
+// were closed.
+func (pc *pubConn) close() {
+	if pc.conn != nil {
+		_ = pc.conn.Close()
+	}
+}
+
+// post publishes a form body and reads the answer: nil for 200, else an
+// error naming the status and the first line of the answer's body.
+func (pc *pubConn) post(body []byte) error {
+	if pc.addr == "" {
+		return fmt.Errorf("hub %q: want an http URL", pc.p.hub)
+	}
+	if pc.conn == nil {
+		if err := pc.dial(); err != nil {
+			return err
+		}
+	}
+	err := pc.roundTrip(body)
+	if err != nil {
+		pc.drop()
+	}
+	return err
+}
+
+// drop closes the connection so that the next post dials a new one.
+func (pc *pubConn) drop() {
+	pc.p.connsMu.Lock()
+	defer pc.p.connsMu.Unlock()
+	pc.close()
+	pc.conn = nil
+}
+
+func (pc *pubConn) dial() error {
+	d := net.Dialer{Timeout: 10 * time.Second}
+	conn, err := d.Dial("tcp", pc.addr)
+	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	if pc.tls != nil {
+		tc := tls.Client(conn, pc.tls)
+		_ = tc.SetDeadline(time.Now().Add(publishTimeout))
+		if err := tc.Handshake(); err != nil {
+			conn.Close()
+			return err
+		}
+		conn = tc
+	}
+	pc.p.connsMu.Lock()
+	defer pc.p.connsMu.Unlock()
+	if pc.p.conns == nil { // closed meanwhile
+		conn.Close()
+		return net.ErrClosed
+	}
+	pc.conn = conn
+	if pc.br == nil {
+		pc.br = bufio.NewReaderSize(conn, 4<<10)
+	} else {
+		pc.br.Reset(conn)
+	}
+	return nil
+}
+
+// roundTrip writes one request and reads its answer. After an error the
+// caller closes the connection; an answer that closes it is closed here.
+func (pc *pubConn) roundTrip(body []byte) error {
+	_ = pc.conn.SetDeadline(time.Now().Add(publishTimeout))
+	pc.req = append(pc.req[:0], pc.head...)
+	pc.req = strconv.AppendInt(pc.req, int64(len(body)), 10)
+	pc.req = append(pc.req, "\r\n\r\n"...)
+	pc.req = append(pc.req, body...)
+	if _, err := pc.conn.Write(pc.req); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(pc.br, nil)
+	if err != nil {
+		return err
+	}
 	msg, err := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	if err == nil {
+		// Drain what is left so the next answer starts where it should.
+		_, err = io.Copy(io.Discard, resp.Body)
+	}
+	resp.Body.Close()
 	if err != nil {
 		return err
 	}
 	if resp.StatusCode != http.StatusOK {
 		msg, _, _ = bytes.Cut(bytes.TrimSpace(msg), []byte("\n"))
-		return fmt.Errorf("publish: hub answered %s: %s", resp.Status, msg)
+		err = fmt.Errorf("publish: hub answered %s: %s", resp.Status, msg)
 	}
-	return nil
+	if resp.Close {
+		pc.drop()
+	}
+	return err
 }
