@@ -23,10 +23,26 @@ type Config struct {
 	// MaxAge runs from when the server stored the update. Every node that
 	// opens the stream applies its limits to it; give all nodes the same.
 	Limits hub.Limits
-	// TopicLimits must be nil: the NATS engine has no per-topic retention
-	// (see the package documentation), and Open fails rather than retain
-	// something other than what was asked for.
+	// TopicLimits limits the history of single topics (see hub.TopicLimits
+	// for the semantics), on top of Limits. JetStream has no such limits:
+	// the store enforces them itself, every node applying them as it
+	// appends and sweeps, and deleting what they drop from the stream (see
+	// the package documentation, # Retention). Give all nodes the same
+	// rules. A topic rule's MaxBytes counts the encoded update (data, ID,
+	// type, topics and a few bytes of framing), its MaxAge runs from the
+	// update's Time, checked against Now.
 	TopicLimits hub.TopicLimits
+	// RetentionInterval is how often, with TopicLimits, a node reads what
+	// the other nodes appended, applies the topics' age limits while no
+	// updates arrive, and deletes the updates the rules dropped. Zero
+	// means one second.
+	RetentionInterval time.Duration
+	// EvictionDelay is how long, with TopicLimits, an update the rules
+	// dropped stays in the stream (hidden from this node's Read, Lookup
+	// and Bounds, still delivered by Follow) before the node deletes it:
+	// long enough for every node's Follow and retention sweep to have read
+	// it. Zero means five seconds.
+	EvictionDelay time.Duration
 	// DuplicateWindow is how long the stream remembers the idempotency key
 	// of an append (JetStream's Duplicates window): a second append with the
 	// same key within it stores nothing and returns the first update. Zero
@@ -59,6 +75,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Limits.MaxAge > 0 && c.DuplicateWindow > c.Limits.MaxAge {
 		c.DuplicateWindow = c.Limits.MaxAge
+	}
+	if c.RetentionInterval <= 0 {
+		c.RetentionInterval = time.Second
+	}
+	if c.EvictionDelay <= 0 {
+		c.EvictionDelay = 5 * time.Second
 	}
 	if c.ConnectTimeout <= 0 {
 		c.ConnectTimeout = 5 * time.Second

@@ -74,8 +74,33 @@
 // The stream's own limits enforce Config.Limits: MaxUpdates is MaxMsgs,
 // MaxBytes is MaxBytes (JetStream's stored size of the messages), MaxAge
 // is MaxAge (from when the server stored the update), discarding the
-// oldest. Per-topic retention (hub.TopicLimits) is not supported: an
-// update has one subject, which must be its ID's for Lookup, and JetStream
-// can only limit messages per subject, with one limit for every subject;
-// Open refuses a Config with TopicLimits.
+// oldest.
+//
+// Per-topic retention (Config.TopicLimits) is enforced by the stores
+// themselves: an update has one subject, its ID's, and JetStream can only
+// limit messages per subject, with one limit for every subject. Each node
+// keeps, for every topic with a rule, the queue of the updates it retains
+// (sequence, encoded size, time), and for every update all of whose topics
+// have rules, how many of them still retain it; it feeds them with every
+// update of the stream in order: its own appends (Append first reads what
+// other nodes appended before), a sweep every RetentionInterval, and, at
+// Open, one read of the whole retained stream. A topic over its count or
+// byte limit lets its oldest go (keeping its newest), and the sweep and
+// every append let go those past the topic's age limit (against Now); an
+// update whose last retaining topic lets it go is dropped. A dropped update
+// is hidden at once from this node's Read, Lookup and Bounds, and deleted
+// from the stream (DeleteMsg) EvictionDelay later, when every node's Follow
+// and sweep have read it; every node deletes what it dropped, and a
+// message already deleted is no error. Follow delivers dropped updates
+// like any other. A node that starts, or falls more than EvictionDelay
+// behind, reads a stream from which another node deleted updates; missing
+// those, its queues are shorter than they should be and it drops no more
+// than the rules say, only possibly later, so no node ever deletes an
+// update the rules retain.
+//
+// nats-server 2.9 miscounts a consumer's pending messages, and may lose the
+// last message of a subject from its per-subject index, once messages are
+// deleted from the middle of a stream: Read therefore ends on the stream's
+// last sequence and a next-message lookup rather than on pending counts,
+// and with topic rules Lookup scans the ID's subject from its start.
 package natsstore

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -34,6 +35,10 @@ type Store struct {
 	closeOnce sync.Once
 	subs      []*nats.Subscription // stream advisories
 
+	ret     *retention         // nil without Config.TopicLimits
+	retStop context.CancelFunc // stops ret's sweeps
+	retDone chan struct{}      // closed when ret's sweeps stopped
+
 	ensureMu sync.Mutex // serializes ensure: one stream lookup or creation at a time
 
 	mu     sync.Mutex
@@ -57,13 +62,14 @@ var _ hub.Store = (*Store)(nil)
 // Open fails, with an error naming the problem, if the URL is bad, no
 // server answers within cfg.ConnectTimeout or ctx, the server has no
 // JetStream, or a stream of that name exists that ssehub did not create.
+//
+// With cfg.TopicLimits, Open reads the whole retained stream once, to
+// learn what each topic retains (see the package documentation,
+// # Retention), and starts the store's retention sweeps.
 func Open(ctx context.Context, rawURL string, cfg Config) (*Store, error) {
 	t, err := parseURL(rawURL)
 	if err != nil {
 		return nil, err
-	}
-	if cfg.TopicLimits != nil {
-		return nil, errors.New("natsstore: per-topic retention is not supported by the NATS engine; use global limits")
 	}
 	cfg = cfg.withDefaults()
 	if err := ctx.Err(); err != nil {
@@ -128,6 +134,23 @@ func Open(ctx context.Context, rawURL string, cfg Config) (*Store, error) {
 	if _, _, err := s.ensure(rctx, true); err != nil {
 		s.nc.Close()
 		return nil, err
+	}
+	if cfg.TopicLimits != nil {
+		s.ret = newRetention(s)
+		s.ret.mu.Lock()
+		err := s.ret.advance(ctx, 0)
+		s.ret.mu.Unlock()
+		if err != nil {
+			s.nc.Close()
+			return nil, fmt.Errorf("natsstore: reading stream %s to apply the topic rules: %w", s.name, err)
+		}
+		var rctx context.Context
+		rctx, s.retStop = context.WithCancel(context.Background())
+		s.retDone = make(chan struct{})
+		go func() {
+			defer close(s.retDone)
+			s.ret.run(rctx)
+		}()
 	}
 	return s, nil
 }
@@ -346,6 +369,11 @@ func (s *Store) request(ctx context.Context) (context.Context, context.CancelFun
 // stored first, as its IdempotencyKey names it.
 //
 // If the stream no longer exists, Append creates it, in a new epoch.
+//
+// With Config.TopicLimits, Append then applies the topic rules to the
+// update and to those other nodes appended before it (reading them from
+// the stream), so that what the rules drop is hidden from this node's
+// Read, Lookup and Bounds when Append returns.
 func (s *Store) Append(ctx context.Context, u *hub.Update) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -378,6 +406,9 @@ func (s *Store) Append(ctx context.Context, u *hub.Update) error {
 		cancel()
 		if err == nil {
 			u.Pos = hub.Position{Seq: ack.Sequence, Epoch: epoch}
+			if s.ret != nil {
+				s.ret.appended(ctx, u, len(body))
+			}
 			return nil
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
@@ -434,22 +465,35 @@ func (s *Store) Lookup(ctx context.Context, id string) (hub.Position, error) {
 		return hub.Position{}, err
 	}
 	subj := s.subject(epoch, id)
-	last, err := st.GetLastMsgForSubject(rctx, subj)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return hub.Position{}, hub.ErrNotFound
-	}
-	if err != nil {
-		return hub.Position{}, s.lost("looking up an ID in stream", err)
+	end := uint64(math.MaxUint64)
+	if s.ret == nil {
+		// Without topic rules nothing is deleted from the middle of the
+		// stream, and the per-subject index answers for an unknown ID at
+		// once. With them it cannot be trusted on nats-server 2.9: once
+		// the last message of a subject is deleted, the server may say the
+		// subject has none, so the scan below is the only answer.
+		last, err := st.GetLastMsgForSubject(rctx, subj)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return hub.Position{}, hub.ErrNotFound
+		}
+		if err != nil {
+			return hub.Position{}, s.lost("looking up an ID in stream", err)
+		}
+		end = last.Sequence
 	}
 	// The earliest message on the subject. Another ID with the same
 	// 128-bit hash would be skipped.
-	for seq := uint64(0); seq <= last.Sequence; {
+	for seq := uint64(0); seq <= end; {
 		m, err := st.GetMsg(rctx, seq, jetstream.WithGetMsgSubject(subj))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			break // discarded meanwhile
 		}
 		if err != nil {
 			return hub.Position{}, s.lost("looking up an ID in stream", err)
+		}
+		seq = m.Sequence + 1
+		if s.hidden(epoch, m.Sequence) {
+			continue // dropped by a topic rule
 		}
 		u, err := decode(m.Data, hub.Position{})
 		if err != nil {
@@ -458,7 +502,6 @@ func (s *Store) Lookup(ctx context.Context, id string) (hub.Position, error) {
 		if u.ID == id {
 			return hub.Position{Seq: m.Sequence, Epoch: epoch}, nil
 		}
-		seq = m.Sequence + 1
 	}
 	return hub.Position{}, hub.ErrNotFound
 }
@@ -496,6 +539,9 @@ func (s *Store) Bounds(ctx context.Context) (oldest, newest hub.Position, err er
 				if info.State.Msgs > 0 {
 					oldest.Seq, newest.Seq = info.State.FirstSeq, info.State.LastSeq
 				}
+				if oldest.Seq > 0 && s.ret != nil && s.ret.anyHidden(epoch) {
+					return s.visibleBounds(rctx, st, oldest, newest)
+				}
 				return oldest, newest, nil
 			}
 		}
@@ -504,12 +550,67 @@ func (s *Store) Bounds(ctx context.Context) (oldest, newest hub.Position, err er
 	return hub.Position{}, hub.Position{}, fmt.Errorf("natsstore: stream %s keeps being deleted or recreated", s.name)
 }
 
+// visibleBounds narrows the stream's first and last updates to the oldest
+// and newest that no topic rule dropped.
+func (s *Store) visibleBounds(ctx context.Context, st jetstream.Stream, first, last hub.Position) (oldest, newest hub.Position, err error) {
+	epoch := first.Epoch
+	filter := s.prefix + epoch + ".>"
+	oldest, newest = hub.Position{Epoch: epoch}, hub.Position{Epoch: epoch}
+	// The oldest: the next message from first on that is not hidden.
+	for seq := first.Seq; seq <= last.Seq; {
+		if s.hidden(epoch, seq) {
+			seq++
+			continue
+		}
+		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return oldest, newest, s.lost("reading the bounds of stream", err)
+		}
+		if s.hidden(epoch, m.Sequence) {
+			seq = m.Sequence + 1
+			continue
+		}
+		oldest.Seq = m.Sequence
+		break
+	}
+	if oldest.Seq == 0 {
+		return oldest, newest, nil // everything is hidden
+	}
+	// The newest: the last message back from last that is not hidden.
+	for seq := last.Seq; seq >= oldest.Seq; seq-- {
+		if s.hidden(epoch, seq) {
+			continue
+		}
+		if seq == oldest.Seq {
+			newest.Seq = seq
+			break
+		}
+		_, err := st.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // deleted
+		}
+		if err != nil {
+			return oldest, newest, s.lost("reading the bounds of stream", err)
+		}
+		newest.Seq = seq
+		break
+	}
+	return oldest, newest, nil
+}
+
 // Close closes the connection: running Follows return hub.ErrClosed, and
 // appends waiting for an acknowledgement fail with it. The stream and its
 // history stay on the server. Close is idempotent.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closed)
+		if s.retStop != nil {
+			s.retStop()
+			<-s.retDone
+		}
 		for _, sub := range s.subs {
 			_ = sub.Unsubscribe()
 		}

@@ -32,6 +32,11 @@ func TestConformance(t *testing.T) {
 			return open(t, n, "stream="+newStream(), Config{Limits: hub.Limits{MaxUpdates: maxUpdates}})
 		},
 	})
+	storetest.RunTopicRetention(t, storetest.TopicRetention{
+		New: func(t *testing.T, limits hub.TopicLimits, now func() time.Time) hub.Store {
+			return open(t, n, "stream="+newStream(), Config{TopicLimits: limits, Now: now})
+		},
+	})
 }
 
 func upd(id string) *hub.Update {
@@ -437,7 +442,6 @@ func TestOpenErrors(t *testing.T) {
 		{"unknown parameter", n.URL() + "?bucket=x", Config{}, `unknown parameter "bucket"`},
 		{"nobody listens", closedPort, Config{ConnectTimeout: time.Second}, "natsstore: connecting to " + closedPort},
 		{"foreign stream", n.URL() + "?stream=" + foreign, Config{}, "was not created by ssehub"},
-		{"topic limits", n.URL(), Config{TopicLimits: func(string) (hub.Limits, bool) { return hub.Limits{}, false }}, "per-topic retention is not supported"},
 		{"replicas beyond the cluster", n.URL() + "?stream=" + newStream() + "&replicas=3", Config{}, "natsstore: opening stream"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -99,9 +99,6 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 	if cfg.PresenceLease < 300*time.Millisecond {
 		return usagef("%s must be at least 300ms", from("presence-lease"))
 	}
-	if len(topicRules) > 0 && strings.HasPrefix(cfg.Engine, "nats://") {
-		return usagef("%s needs --store bolt, memory or redis://: NATS JetStream has no per-topic retention", from("retention-topic"))
-	}
 	cfg.Retention.Topics = topicRules
 	switch cfg.Engine {
 	case "bolt":

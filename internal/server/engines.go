@@ -34,10 +34,7 @@ func openShared(cfg Config, topics hub.TopicLimits) (hub.Store, error) {
 	defer cancel()
 	switch {
 	case strings.HasPrefix(cfg.Engine, "nats://"):
-		if topics != nil {
-			return nil, fmt.Errorf("the NATS engine has no per-topic retention; drop the topic retention rules")
-		}
-		s, err := natsstore.Open(ctx, cfg.Engine, natsstore.Config{Limits: limits, Logger: cfg.Logger})
+		s, err := natsstore.Open(ctx, cfg.Engine, natsstore.Config{Limits: limits, TopicLimits: topics, Logger: cfg.Logger})
 		if err != nil {
 			return nil, fmt.Errorf("opening the NATS JetStream store: %w", err)
 		}

@@ -158,7 +158,7 @@ type Retention struct {
 	MaxAge time.Duration
 	// Topics limit the history of single topics, on top of the limits
 	// above: the first rule whose selector matches a topic applies to it
-	// (see TopicRule and hub.TopicLimits). The NATS engine has none.
+	// (see TopicRule and hub.TopicLimits).
 	Topics []TopicRule
 }
 
