@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ssehub/ssehub/hub"
+	"github.com/ssehub/ssehub/internal/testsvc"
 	"github.com/ssehub/ssehub/selector"
 )
 
@@ -94,8 +95,14 @@ func TestTopicRetentionRules(t *testing.T) {
 		}
 		return r
 	}
-	for _, engine := range []string{"memory", "bolt"} {
+	for _, engine := range []string{"memory", "bolt", "redis", "nats"} {
 		t.Run(engine, func(t *testing.T) {
+			switch engine {
+			case "redis":
+				engine = testsvc.StartRedis(t).URL() + "?prefix=topicrules"
+			case "nats":
+				engine = testsvc.StartNATS(t).URL() + "?stream=TOPICRULES"
+			}
 			s := start(t, Config{Engine: engine, Retention: Retention{Topics: []TopicRule{
 				rule("https://example.com/books/1=max-updates=3"), // first match wins
 				rule("https://example.com/books/{id}=max-updates=1"),
