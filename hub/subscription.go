@@ -210,6 +210,11 @@ func (s *Subscription) visible(u *Update) bool {
 	return anyMatch(s.all, u.Topics) && (!u.Private || s.mayRead(u))
 }
 
+// Replaying reports whether the next Drain reads history from the store
+// (which may wait on it) rather than only the queue of live updates.
+// Like Drain, only the consuming goroutine may call it.
+func (s *Subscription) Replaying() bool { return s.replaying }
+
 // Resume reports how the subscription's LastEventID was resolved.
 func (s *Subscription) Resume() Resume { return s.resume }
 

@@ -22,10 +22,13 @@ import (
 // and this struct.
 //
 // The hub calls the subscription's Notify when there is something to send;
-// Notify starts a short-lived flusher goroutine unless one is already
-// running; the flusher drains the subscription into one buffer, writes it
-// in one write (coalescing everything queued) and exits when nothing is
-// left. Heartbeats, credential expiry, the maximum lifetime, a drain and a
+// Notify queues the stream to the handler's pool of flushers (flushers.go)
+// unless it is already queued or being flushed; a flusher drains the
+// subscription into one buffer and writes it in one non-blocking write
+// (coalescing everything queued). A stream whose socket is full, that
+// replays history, or that is not a plain TCP connection (TLS) is flushed
+// by a goroutine of its own instead, with blocking writes under
+// Config.WriteTimeout, until nothing is left. Heartbeats, credential expiry, the maximum lifetime, a drain and a
 // peer hang-up (seen by one watcher for all connections, see watch_linux.go)
 // are all events that go through the same Notify, so exactly one goroutine
 // at a time ever touches the subscription and the connection.
@@ -48,6 +51,9 @@ type hijacked struct {
 	deadline  *time.Timer // credentials' expiry or maximum lifetime
 	watchID   uint32      // hang-up watcher registration, 0 if none
 
+	w       rawWriter  // flusher-owned
+	stash   stash      // flusher-owned: a write left by a pool flusher
+	pooled  bool       // set before the first flush: notify queues to the pool
 	so      *streamObs // flusher-owned once serve starts
 	onClose []func()   // run once when the stream ends (limits' release)
 }
@@ -131,6 +137,7 @@ func (st *hijacked) serve(w http.ResponseWriter, r *http.Request, sub *hub.Subsc
 	_ = brw // its buffers are dropped: a stream reads nothing more
 	st.conn = conn
 	_ = conn.SetReadDeadline(time.Time{})
+	st.w.init(conn)
 
 	if !h.track(st) {
 		// Drained between the check in subscribe and now.
@@ -157,6 +164,7 @@ func (st *hijacked) serve(w http.ResponseWriter, r *http.Request, sub *hub.Subsc
 		st.deadline = time.AfterFunc(max(end.Sub(h.cfg.Now()), 0), func() { st.end(reason) })
 	}
 	st.so = h.openStream(r, topics, sub)
+	st.pooled = st.w.raw != nil
 	st.flush() // as the first flusher: pending is 1
 	return true
 }
@@ -172,7 +180,11 @@ func (st *hijacked) onBeat() {
 // notify is the subscription's Notify: it makes sure a flusher runs.
 func (st *hijacked) notify() {
 	if st.pending.Add(1) == 1 {
-		go st.flush()
+		if st.pooled {
+			st.h.hijacks.flushers.enqueue(st)
+		} else {
+			go st.flush()
+		}
 	}
 }
 
@@ -183,11 +195,12 @@ func (st *hijacked) end(reason EndReason) {
 	}
 }
 
-// flush writes until nothing is pending. Only one flush runs at a time.
+// flush writes until nothing is pending, waiting for the socket when it
+// is full. Only one flush runs at a time.
 func (st *hijacked) flush() {
 	for {
 		n := st.pending.Load()
-		if !st.writeOnce() {
+		if !st.writeOnce(true) {
 			return // ended; pending stays above zero so no flusher starts again
 		}
 		if st.pending.CompareAndSwap(n, 0) {
@@ -196,15 +209,66 @@ func (st *hijacked) flush() {
 	}
 }
 
+// flushPooled is one turn of a pooled stream on a flusher of the pool
+// (see flushers): one drain and one write that does not wait. A stream
+// whose socket is full, that is replaying history (a store read may
+// wait) or that must end (closing may wait) continues on a goroutine of
+// its own, as flush, so that nothing on a pool goroutine ever waits for
+// one subscriber. A stream with more pending goes to the back of the
+// queue.
+func (st *hijacked) flushPooled() {
+	n := st.pending.Load()
+	if st.sub.Replaying() {
+		go st.flush()
+		return
+	}
+	if !st.writeOnce(false) {
+		return
+	}
+	if st.stash.buf != nil {
+		go st.flushStash(n)
+		return
+	}
+	if !st.pending.CompareAndSwap(n, 0) {
+		st.h.hijacks.flushers.enqueue(st)
+	}
+}
+
+// flushStash completes the write a pool flusher left in st.stash, waiting
+// for the socket, then goes on as flush if more is pending.
+func (st *hijacked) flushStash(n int64) {
+	sw := st.stash
+	st.stash = stash{}
+	werr := st.w.write(st.conn, sw.rest, st.h.cfg.WriteTimeout)
+	if !st.wrote(true, sw.buf, werr, sw.events, sw.oldest, sw.derr) {
+		return
+	}
+	if !st.pending.CompareAndSwap(n, 0) {
+		st.flush()
+	}
+}
+
+// stash is a write a pool flusher could not complete: the socket took
+// only part of it.
+type stash struct {
+	buf    *[]byte // from bufPool; nil when nothing is stashed
+	rest   []byte  // the bytes the socket did not take
+	events int
+	oldest time.Time
+	derr   error // Drain's error, handled after the write
+}
+
 // writeOnce drains the subscription and writes what it returned, a
 // heartbeat if one is due and nothing else was written, or nothing. It
-// reports false once the stream has ended.
-func (st *hijacked) writeOnce() bool {
+// reports false once the stream has ended. With wait false it never
+// waits: a write the socket did not take whole is left in st.stash (and
+// writeOnce reports true), and the stream's end runs on a new goroutine.
+func (st *hijacked) writeOnce(wait bool) bool {
 	if st.done {
 		return false
 	}
 	if reason := st.stop.Load(); reason != nil {
-		st.finish(*reason, nil)
+		st.finishOn(wait, *reason, nil)
 		return false
 	}
 	bp := batchPool.Get().(*[]*hub.Update)
@@ -222,27 +286,52 @@ func (st *hijacked) writeOnce() bool {
 	if st.beat.Swap(false) && len(b) == 0 {
 		b = append(b, ':', '\n', '\n')
 	}
+	*buf = b
 	var werr error
-	if len(b) > 0 {
-		if t := st.h.cfg.WriteTimeout; t > 0 {
-			_ = st.conn.SetWriteDeadline(time.Now().Add(t))
+	switch {
+	case len(b) == 0:
+	case wait:
+		werr = st.w.write(st.conn, b, st.h.cfg.WriteTimeout)
+	default:
+		var took int
+		if took, werr = st.w.try(b); werr == nil && took < len(b) {
+			st.stash = stash{buf: buf, rest: b[took:], events: n, oldest: oldest, derr: derr}
+			return true
 		}
-		_, werr = st.conn.Write(b)
 	}
-	if cap(b) <= maxPooledBuf {
-		*buf = b[:0]
+	return st.wrote(wait, buf, werr, n, oldest, derr)
+}
+
+// wrote accounts for a write of events (werr its error) from buf, and
+// ends the stream on a write or drain error. It reports whether the
+// stream goes on.
+func (st *hijacked) wrote(wait bool, buf *[]byte, werr error, events int, oldest time.Time, derr error) bool {
+	if cap(*buf) <= maxPooledBuf {
+		*buf = (*buf)[:0]
 		bufPool.Put(buf)
 	}
 	if werr != nil {
-		st.finish(writeEnd(werr), werr)
+		st.finishOn(wait, writeEnd(werr), werr)
 		return false
 	}
-	st.so.wrote(n, oldest)
+	st.so.wrote(events, oldest)
 	if derr != nil {
-		st.finish(drainEnd(derr), derr)
+		st.finishOn(wait, drainEnd(derr), derr)
 		return false
 	}
 	return true
+}
+
+// finishOn ends the stream: here if the flusher may wait, else on a
+// goroutine of its own (closing the subscription and the connection, and
+// the release callbacks, may wait).
+func (st *hijacked) finishOn(wait bool, reason EndReason, err error) {
+	if wait {
+		st.finish(reason, err)
+		return
+	}
+	st.done = true
+	go st.finish(reason, err)
 }
 
 // finish ends the stream: it runs on the flusher, once.
@@ -270,6 +359,8 @@ func jitter(d time.Duration) time.Duration { return d - d/4 + rand.N(d/2+1) }
 // streams tracks the hijacked streams of a Handler, so that Drain can end
 // them and Wait can see them gone.
 type streams struct {
+	flushers flushers
+
 	mu       sync.Mutex
 	set      map[*hijacked]struct{}
 	draining bool

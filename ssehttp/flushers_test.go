@@ -1,0 +1,60 @@
+package ssehttp
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+
+	"github.com/ssehub/ssehub/hub"
+)
+
+// TestFlushersManyStreams fans events out to many hijacked streams at
+// once, some of them resuming (their first turns replay history on a
+// goroutine of their own, then they join the pool): every stream gets
+// every event once, in order, and the pool's goroutines are gone after
+// the streams (TestMain checks for leaks).
+func TestFlushersManyStreams(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	const history, live, streams = 20, 100, 60
+	publish := func(i int) {
+		if _, err := f.hub.Publish(context.Background(), &hub.Update{Topics: []string{"a"}, ID: fmt.Sprint(i), Data: fmt.Sprint(i)}); err != nil {
+			t.Error(err)
+		}
+	}
+	for i := range history {
+		publish(i)
+	}
+	subs := make([]*stream, streams)
+	for i := range subs {
+		var hd http.Header // live only
+		if i%3 == 0 {
+			hd = http.Header{"Last-Event-Id": {"0"}} // history after event 0, then live
+		}
+		subs[i] = f.subscribe(t, "topic=a", hd)
+	}
+	waitFor(t, "every stream", func() bool { return f.handler.Streams() == streams })
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := history; i < history+live; i++ {
+			publish(i)
+		}
+	}()
+	for i, s := range subs {
+		want := history
+		if i%3 == 0 {
+			want = 1
+		}
+		for ; want < history+live; want++ {
+			ev := s.next(t)
+			if ev.ID != fmt.Sprint(want) {
+				t.Fatalf("stream %d: event %q, want %d", i, ev.ID, want)
+			}
+		}
+	}
+	wg.Wait()
+}
