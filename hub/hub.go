@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -323,7 +324,19 @@ func NewID() string {
 	_, _ = rand.Read(b[:])
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("urn:uuid:%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	const prefix = "urn:uuid:"
+	var s [len(prefix) + 36]byte
+	copy(s[:], prefix)
+	p := len(prefix)
+	for i, c := range b {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			s[p] = '-'
+			p++
+		}
+		hex.Encode(s[p:p+2], []byte{c})
+		p += 2
+	}
+	return string(s[:])
 }
 
 // Store returns the hub's store.
