@@ -271,10 +271,18 @@ func (s *Subscription) offer(u *Update) bool {
 		s.h.log.Warn("hub: ending slow subscriber", "reason", "queue-overflow", "queued", cfg.QueueSize)
 		return false
 	}
+	// Only the first update of an empty queue signals: until Drain takes
+	// the queue, the consumer has been told already and will take the
+	// later ones with it. (A replaying Drain leaves the queue and signals
+	// itself again until it reaches it.) At high rates this saves the
+	// consumer's wake-up machinery a call per coalesced update.
+	first := len(s.queue) == 0
 	s.queue = append(s.queue, u)
 	s.qbytes += size
 	s.mu.Unlock()
-	s.signal()
+	if first {
+		s.signal()
+	}
 	return true
 }
 

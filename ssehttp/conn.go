@@ -51,11 +51,11 @@ type hijacked struct {
 	deadline  *time.Timer // credentials' expiry or maximum lifetime
 	watchID   uint32      // hang-up watcher registration, 0 if none
 
-	w       rawWriter  // flusher-owned
-	stash   stash      // flusher-owned: a write left by a pool flusher
-	pooled  bool       // set before the first flush: notify queues to the pool
-	so      *streamObs // flusher-owned once serve starts
-	onClose []func()   // run once when the stream ends (limits' release)
+	w       rawWriter // flusher-owned
+	stash   stash     // flusher-owned: a write left by a pool flusher
+	pooled  bool      // set before the first flush: notify queues to the pool
+	so      streamObs // flusher-owned once serve starts; in the struct, not behind a pointer: one cache line fewer per write
+	onClose []func()  // run once when the stream ends (limits' release)
 }
 
 // bufPool recycles the buffers flushers encode into. Buffers that grew
@@ -163,7 +163,7 @@ func (st *hijacked) serve(w http.ResponseWriter, r *http.Request, sub *hub.Subsc
 		}
 		st.deadline = time.AfterFunc(max(end.Sub(h.cfg.Now()), 0), func() { st.end(reason) })
 	}
-	st.so = h.openStream(r, topics, sub)
+	st.so = *h.openStream(r, topics, sub)
 	st.pooled = st.w.raw != nil
 	st.flush() // as the first flusher: pending is 1
 	return true
