@@ -22,6 +22,7 @@ type flushers struct {
 	queue   []*hijacked
 	head    int // queue[head:] is waiting
 	running int
+	limit   int // GOMAXPROCS, read when a goroutine exits (reading it takes a runtime lock)
 }
 
 // flushChunk is how many streams a pool goroutine takes at a time.
@@ -33,7 +34,10 @@ const flushChunk = 64
 func (f *flushers) enqueue(st *hijacked) {
 	f.mu.Lock()
 	f.queue = append(f.queue, st)
-	start := f.running < runtime.GOMAXPROCS(0)
+	if f.limit == 0 {
+		f.limit = runtime.GOMAXPROCS(0)
+	}
+	start := f.running < f.limit
 	if start {
 		f.running++
 	}
@@ -50,6 +54,7 @@ func (f *flushers) work() {
 		f.mu.Lock()
 		k := min(len(f.queue)-f.head, flushChunk)
 		if k == 0 {
+			f.limit = 0 // read again at the next start
 			f.running--
 			f.queue, f.head = f.queue[:0], 0
 			f.mu.Unlock()
