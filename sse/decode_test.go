@@ -312,7 +312,7 @@ func (r *sizedReader) Read(p []byte) (int, error) {
 // the reference parser on everything it reports.
 func FuzzDecode(f *testing.F) {
 	for _, v := range readVectors(f) {
-		for _, conn := range v.conns {
+		for _, conn := range v.Conns {
 			in := bytes.Join(conn, nil)
 			if len(in) > 4096 {
 				continue

@@ -109,8 +109,8 @@ func FuzzRoundTrip(f *testing.F) {
 	f.Add("", "\uFEFF", "\uFEFFdata:", int64(1))
 	f.Add("", "", ":comment\n\nid: 1", int64(999999))
 	for _, v := range readVectors(f) {
-		if v.size() < 4096 {
-			for _, conn := range v.conns {
+		if size(v) < 4096 {
+			for _, conn := range v.Conns {
 				f.Add("id", "type", string(bytes.Join(conn, nil)), int64(0))
 			}
 		}

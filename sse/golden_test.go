@@ -2,167 +2,40 @@ package sse
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/ssehub/ssehub/internal/ssegolden"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected output of the golden files in testdata/decode")
 
-// A vector is one golden file of testdata/decode. The file holds, in order:
-//
-//   - comment lines starting with '#', and blank lines, anywhere before "----";
-//   - options: "option max-event-size N", "option last-event-id <quoted>",
-//     "option comments off" (OnComment stays nil);
-//   - the stream, one read per line. A line is one or more Go-quoted
-//     strings joined by '+', each optionally repeated with "* N", so NUL,
-//     CR, BOM and invalid bytes are unambiguous. A line "reconnect" ends
-//     the connection (the decoder sees EOF) and starts a new one with
-//     Decoder.Reset;
-//   - a line "----";
-//   - the expected output, one line per item, as written by runVector.
-type vector struct {
-	name       string
-	head       string // the file up to and including the "----" line
-	want       string // the file after the "----" line
-	maxSize    int
-	lastID     *string
-	noComments bool
-	conns      [][][]byte // connections, each a list of reads
-}
+// vector is one golden file of testdata/decode (see package
+// internal/ssegolden for its format).
+type vector = ssegolden.Vector
 
 func readVectors(t testing.TB) []*vector {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join("testdata", "decode", "*.txt"))
+	vs, err := ssegolden.ReadDir(filepath.Join("testdata", "decode"))
 	if err != nil {
 		t.Fatal(err)
-	}
-	if len(files) == 0 {
-		t.Fatal("no golden files in testdata/decode")
-	}
-	var vs []*vector
-	for _, file := range files {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, err := parseVector(string(b))
-		if err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
-		v.name = strings.TrimSuffix(filepath.Base(file), ".txt")
-		vs = append(vs, v)
 	}
 	return vs
 }
 
-func parseVector(text string) (*vector, error) {
-	head, want, ok := strings.Cut(text, "\n----\n")
-	if !ok {
-		return nil, errors.New(`missing "----" line`)
-	}
-	v := &vector{head: head + "\n----\n", want: want, conns: [][][]byte{nil}}
-	for n, line := range strings.Split(head, "\n") {
-		line = strings.TrimSpace(line)
-		switch {
-		case line == "" || strings.HasPrefix(line, "#"):
-		case line == "reconnect":
-			v.conns = append(v.conns, nil)
-		case strings.HasPrefix(line, "option "):
-			if err := v.option(strings.TrimPrefix(line, "option ")); err != nil {
-				return nil, fmt.Errorf("line %d: %v", n+1, err)
-			}
-		default:
-			chunk, err := parseChunk(line)
-			if err != nil {
-				return nil, fmt.Errorf("line %d: %v", n+1, err)
-			}
-			last := len(v.conns) - 1
-			v.conns[last] = append(v.conns[last], chunk)
-		}
-	}
-	return v, nil
-}
+// quote writes s as the golden files do.
+func quote(s string) string { return ssegolden.Quote(s) }
 
-func (v *vector) option(s string) error {
-	name, arg, _ := strings.Cut(s, " ")
-	switch name {
-	case "max-event-size":
-		n, err := strconv.Atoi(arg)
-		if err != nil {
-			return err
-		}
-		v.maxSize = n
-	case "last-event-id":
-		id, err := strconv.Unquote(arg)
-		if err != nil {
-			return err
-		}
-		v.lastID = &id
-	case "comments":
-		v.noComments = arg == "off"
-	default:
-		return fmt.Errorf("unknown option %q", name)
-	}
-	return nil
-}
-
-// parseChunk parses `"a" + "b" * 3`.
-func parseChunk(line string) ([]byte, error) {
-	var out []byte
-	for {
-		q, err := strconv.QuotedPrefix(line)
-		if err != nil {
-			return nil, fmt.Errorf("want a quoted string in %q", line)
-		}
-		s, _ := strconv.Unquote(q)
-		line = strings.TrimSpace(line[len(q):])
-		n := 1
-		if rest, ok := strings.CutPrefix(line, "*"); ok {
-			rest = strings.TrimSpace(rest)
-			i := 0
-			for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
-				i++
-			}
-			if n, err = strconv.Atoi(rest[:i]); err != nil {
-				return nil, fmt.Errorf("bad repeat count in %q", line)
-			}
-			line = strings.TrimSpace(rest[i:])
-		}
-		out = append(out, strings.Repeat(s, n)...)
-		if line == "" {
-			return out, nil
-		}
-		rest, ok := strings.CutPrefix(line, "+")
-		if !ok {
-			return nil, fmt.Errorf("want + or end of line at %q", line)
-		}
-		line = strings.TrimSpace(rest)
-	}
-}
-
-// quote writes s as a Go string, or as its length and hash when it is too
-// long to read.
-func quote(s string) string {
-	if len(s) <= 256 {
-		return strconv.Quote(s)
-	}
-	sum := sha256.Sum256([]byte(s))
-	return fmt.Sprintf("<%d bytes, sha256 %x>", len(s), sum[:8])
-}
-
-// size returns the total length of v's streams.
-func (v *vector) size() int {
+// size returns the stream's length in bytes.
+func size(v *vector) int {
 	n := 0
-	for _, conn := range v.conns {
+	for _, conn := range v.Conns {
 		for _, c := range conn {
 			n += len(c)
 		}
@@ -175,14 +48,14 @@ func (v *vector) size() int {
 func runVector(v *vector, split func([][]byte) io.Reader) string {
 	var out strings.Builder
 	d := NewDecoder(nil)
-	d.SetMaxEventSize(v.maxSize)
-	if v.lastID != nil {
-		d.SetLastEventID(*v.lastID)
+	d.SetMaxEventSize(v.MaxEventSize)
+	if v.LastEventID != nil {
+		d.SetLastEventID(*v.LastEventID)
 	}
-	if !v.noComments {
+	if !v.NoComments {
 		d.OnComment = func(s string) { fmt.Fprintf(&out, "comment %s\n", quote(s)) }
 	}
-	for i, conn := range v.conns {
+	for i, conn := range v.Conns {
 		if i > 0 {
 			out.WriteString("reconnect\n")
 		}
@@ -262,21 +135,21 @@ var chunkings = []struct {
 // rewrites the expected output instead.
 func TestDecodeGolden(t *testing.T) {
 	for _, v := range readVectors(t) {
-		t.Run(v.name, func(t *testing.T) {
+		t.Run(v.Name, func(t *testing.T) {
 			t.Parallel()
 			got := runVector(v, chunkings[0].reader)
 			if *update {
-				if got != v.want {
-					path := filepath.Join("testdata", "decode", v.name+".txt")
-					if err := os.WriteFile(path, []byte(v.head+got), 0o644); err != nil {
+				if got != v.Want {
+					path := filepath.Join("testdata", "decode", v.Name+".txt")
+					if err := os.WriteFile(path, []byte(v.Head+got), 0o644); err != nil {
 						t.Fatal(err)
 					}
 				}
-			} else if got != v.want {
-				t.Errorf("as-written: got\n%s\nwant\n%s", got, v.want)
+			} else if got != v.Want {
+				t.Errorf("as-written: got\n%s\nwant\n%s", got, v.Want)
 			}
 			for _, c := range chunkings[1:] {
-				if v.size() > 1<<20 && c.name != "whole" && c.name != "one-byte" && c.name != "half" {
+				if size(v) > 1<<20 && c.name != "whole" && c.name != "one-byte" && c.name != "half" {
 					continue // small reads of huge streams are slow under -race
 				}
 				if other := runVector(v, c.reader); other != got {
@@ -284,7 +157,7 @@ func TestDecodeGolden(t *testing.T) {
 				}
 			}
 			// The oracle agrees too, unless the vector tests the size cap.
-			if v.maxSize == 0 {
+			if v.MaxEventSize == 0 {
 				if ref := refVector(v); ref != got {
 					t.Errorf("reference parser: got\n%s\nwant\n%s", ref, got)
 				}
@@ -297,15 +170,15 @@ func TestDecodeGolden(t *testing.T) {
 func refVector(v *vector) string {
 	var out strings.Builder
 	id := ""
-	if v.lastID != nil {
-		id = *v.lastID
+	if v.LastEventID != nil {
+		id = *v.LastEventID
 	}
 	var retry *refRetry
-	for i, conn := range v.conns {
+	for i, conn := range v.Conns {
 		if i > 0 {
 			out.WriteString("reconnect\n")
 		}
-		r := refDecode(bytes.Join(conn, nil), id, !v.noComments)
+		r := refDecode(bytes.Join(conn, nil), id, !v.NoComments)
 		for _, item := range r.items {
 			out.WriteString(item)
 		}

@@ -3,17 +3,17 @@ package browsertest
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ssehub/ssehub/internal/ssegolden"
 )
 
 // TestParserGolden runs the web UI's JavaScript event-stream parser over
@@ -25,9 +25,9 @@ import (
 func TestParserGolden(t *testing.T) {
 	t.Parallel()
 	node := requireNode(t)
-	files, err := filepath.Glob(filepath.Join("..", "..", "sse", "testdata", "decode", "*.txt"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no golden vectors: %v", err)
+	vectors, err := ssegolden.ReadDir(filepath.Join("..", "..", "sse", "testdata", "decode"))
+	if err != nil {
+		t.Fatalf("golden vectors: %v", err)
 	}
 	type jsCase struct {
 		Name        string     `json:"name"`
@@ -37,21 +37,13 @@ func TestParserGolden(t *testing.T) {
 	}
 	var cases []jsCase
 	want := map[string]string{}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, err := parseVector(string(b))
-		if err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		if v.maxSize {
+	for _, v := range vectors {
+		if v.MaxEventSize != 0 {
 			continue
 		}
-		name := strings.TrimSuffix(filepath.Base(f), ".txt")
+		name := v.Name
 		size := 0
-		for _, conn := range v.conns {
+		for _, conn := range v.Conns {
 			for _, c := range conn {
 				size += len(c)
 			}
@@ -70,8 +62,11 @@ func TestParserGolden(t *testing.T) {
 			}
 		}
 		for cname, split := range chunkings {
-			c := jsCase{Name: name + "/" + cname, LastEventID: v.lastID, Comments: v.comments}
-			for _, conn := range v.conns {
+			c := jsCase{Name: name + "/" + cname, Comments: !v.NoComments}
+			if v.LastEventID != nil {
+				c.LastEventID = *v.LastEventID
+			}
+			for _, conn := range v.Conns {
 				reads := conn
 				if split != nil {
 					reads = split(bytes.Join(conn, nil))
@@ -83,7 +78,7 @@ func TestParserGolden(t *testing.T) {
 				c.Conns = append(c.Conns, enc)
 			}
 			cases = append(cases, c)
-			want[c.Name] = v.want
+			want[c.Name] = v.Want
 		}
 	}
 	if len(cases) < 100 {
@@ -152,95 +147,5 @@ func TestParserGolden(t *testing.T) {
 	}
 }
 
-// vector is one golden file of sse/testdata/decode; see its README.md.
-type vector struct {
-	want     string
-	maxSize  bool
-	lastID   string
-	comments bool
-	conns    [][][]byte
-}
-
-func parseVector(text string) (*vector, error) {
-	head, want, ok := strings.Cut(text, "\n----\n")
-	if !ok {
-		return nil, fmt.Errorf(`missing "----" line`)
-	}
-	v := &vector{want: want, comments: true, conns: [][][]byte{nil}}
-	for n, line := range strings.Split(head, "\n") {
-		line = strings.TrimSpace(line)
-		switch {
-		case line == "" || strings.HasPrefix(line, "#"):
-		case line == "reconnect":
-			v.conns = append(v.conns, nil)
-		case strings.HasPrefix(line, "option "):
-			name, arg, _ := strings.Cut(strings.TrimPrefix(line, "option "), " ")
-			switch name {
-			case "max-event-size":
-				v.maxSize = true
-			case "last-event-id":
-				id, err := strconv.Unquote(arg)
-				if err != nil {
-					return nil, fmt.Errorf("line %d: %v", n+1, err)
-				}
-				v.lastID = id
-			case "comments":
-				v.comments = arg != "off"
-			default:
-				return nil, fmt.Errorf("line %d: unknown option %q", n+1, name)
-			}
-		default:
-			chunk, err := parseChunk(line)
-			if err != nil {
-				return nil, fmt.Errorf("line %d: %v", n+1, err)
-			}
-			last := len(v.conns) - 1
-			v.conns[last] = append(v.conns[last], chunk)
-		}
-	}
-	return v, nil
-}
-
-// parseChunk parses one read: `"a" + "b" * 3`.
-func parseChunk(line string) ([]byte, error) {
-	var out []byte
-	for {
-		q, err := strconv.QuotedPrefix(line)
-		if err != nil {
-			return nil, fmt.Errorf("want a quoted string in %q", line)
-		}
-		s, _ := strconv.Unquote(q)
-		line = strings.TrimSpace(line[len(q):])
-		n := 1
-		if rest, ok := strings.CutPrefix(line, "*"); ok {
-			rest = strings.TrimSpace(rest)
-			i := 0
-			for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
-				i++
-			}
-			if n, err = strconv.Atoi(rest[:i]); err != nil {
-				return nil, fmt.Errorf("bad repeat count in %q", line)
-			}
-			line = strings.TrimSpace(rest[i:])
-		}
-		out = append(out, strings.Repeat(s, n)...)
-		if line == "" {
-			return out, nil
-		}
-		rest, ok := strings.CutPrefix(line, "+")
-		if !ok {
-			return nil, fmt.Errorf("want + or end of line at %q", line)
-		}
-		line = strings.TrimSpace(rest)
-	}
-}
-
-// quote writes s as the golden files do: Go-quoted, or its length and hash
-// when longer than 256 bytes.
-func quote(s string) string {
-	if len(s) <= 256 {
-		return strconv.Quote(s)
-	}
-	sum := sha256.Sum256([]byte(s))
-	return fmt.Sprintf("<%d bytes, sha256 %x>", len(s), sum[:8])
-}
+// quote writes s as the golden files do.
+func quote(s string) string { return ssegolden.Quote(s) }
