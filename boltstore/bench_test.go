@@ -2,50 +2,17 @@ package boltstore_test
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ssehub/ssehub/boltstore"
 	"github.com/ssehub/ssehub/hub"
+	"github.com/ssehub/ssehub/hub/storetest"
 )
-
-// benchUpdate is a typical update: a UUID ID, one URL topic and a 100-byte
-// payload of base64-like text.
-func benchUpdate() *hub.Update {
-	var b [100]byte
-	_, _ = rand.Read(b[:])
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-	for i := range b {
-		b[i] = alphabet[b[i]%64]
-	}
-	return &hub.Update{ID: hub.NewID(), Topics: []string{"https://example.com/books/12345"}, Data: string(b[:]), Time: time.Now()}
-}
-
-// appendConcurrently appends n updates from the given number of
-// goroutines, each waiting for its Append before the next.
-func appendConcurrently(tb testing.TB, s hub.Store, appenders, n int) {
-	var left atomic.Int64
-	left.Store(int64(n))
-	var wg sync.WaitGroup
-	for range appenders {
-		wg.Go(func() {
-			for left.Add(-1) >= 0 {
-				if err := s.Append(context.Background(), benchUpdate()); err != nil {
-					tb.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-}
 
 func dirSize(tb testing.TB, dir string) int64 {
 	fi, err := os.Stat(filepath.Join(dir, boltstore.FileName))
@@ -64,7 +31,7 @@ func BenchmarkAppend(b *testing.B) {
 			s := open(b, dir, boltstore.Config{})
 			b.ResetTimer()
 			start := time.Now()
-			appendConcurrently(b, s, appenders, b.N)
+			storetest.AppendConcurrently(b, s, appenders, b.N)
 			el := time.Since(start)
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/el.Seconds(), "appends/s")
@@ -78,7 +45,7 @@ func BenchmarkRead(b *testing.B) {
 	const events = 100_000
 	dir := b.TempDir()
 	s := open(b, dir, boltstore.Config{})
-	appendConcurrently(b, s, 1024, events)
+	storetest.AppendConcurrently(b, s, 1024, events)
 	b.Logf("%d events in %d file bytes: %.1f bytes/event", events, dirSize(b, dir), float64(dirSize(b, dir))/events)
 	b.ResetTimer()
 	for range b.N {
@@ -98,8 +65,8 @@ func BenchmarkRead(b *testing.B) {
 func BenchmarkLookup(b *testing.B) {
 	const events = 100_000
 	s := open(b, b.TempDir(), boltstore.Config{})
-	appendConcurrently(b, s, 1024, events-1)
-	known := benchUpdate()
+	storetest.AppendConcurrently(b, s, 1024, events-1)
+	known := storetest.BenchUpdate()
 	mustAppend(b, s, known)
 	for _, c := range []struct{ name, id string }{
 		{"known", known.ID},
@@ -130,10 +97,10 @@ func BenchmarkAppendTopicLimited(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			dir := b.TempDir()
 			s := open(b, dir, boltstore.Config{TopicLimits: c.limits})
-			appendConcurrently(b, s, 32, 1000) // past the limit
+			storetest.AppendConcurrently(b, s, 32, 1000) // past the limit
 			b.ResetTimer()
 			start := time.Now()
-			appendConcurrently(b, s, 32, b.N)
+			storetest.AppendConcurrently(b, s, 32, b.N)
 			el := time.Since(start)
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/el.Seconds(), "appends/s")

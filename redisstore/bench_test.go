@@ -2,53 +2,20 @@ package redisstore_test
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ssehub/ssehub/hub"
+	"github.com/ssehub/ssehub/hub/storetest"
 	"github.com/ssehub/ssehub/internal/testsvc"
 	"github.com/ssehub/ssehub/redisstore"
 )
-
-// benchUpdate is a typical update: a UUID ID, one URL topic and a 100-byte
-// payload of base64-like text.
-func benchUpdate() *hub.Update {
-	var b [100]byte
-	_, _ = rand.Read(b[:])
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-	for i := range b {
-		b[i] = alphabet[b[i]%64]
-	}
-	return &hub.Update{ID: hub.NewID(), Topics: []string{"https://example.com/books/12345"}, Data: string(b[:]), Time: time.Now()}
-}
-
-// appendConcurrently appends n updates from the given number of
-// goroutines, each waiting for its Append before the next.
-func appendConcurrently(tb testing.TB, s hub.Store, appenders, n int) {
-	var left atomic.Int64
-	left.Store(int64(n))
-	var wg sync.WaitGroup
-	for range appenders {
-		wg.Go(func() {
-			for left.Add(-1) >= 0 {
-				if err := s.Append(context.Background(), benchUpdate()); err != nil {
-					tb.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-}
 
 // BenchmarkAppend measures acknowledged appends to a redis-server with
 // appendonly yes and appendfsync always, with 1 and 32 concurrent
@@ -63,7 +30,7 @@ func BenchmarkAppend(b *testing.B) {
 			mem0 := usedMemory(b, c)
 			b.ResetTimer()
 			start := time.Now()
-			appendConcurrently(b, s, appenders, b.N)
+			storetest.AppendConcurrently(b, s, appenders, b.N)
 			el := time.Since(start)
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/el.Seconds(), "appends/s")
@@ -94,7 +61,7 @@ func BenchmarkCrossNodeLatency(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		start := time.Now()
-		if err := a.Append(context.Background(), benchUpdate()); err != nil {
+		if err := a.Append(context.Background(), storetest.BenchUpdate()); err != nil {
 			b.Fatal(err)
 		}
 		lat = append(lat, (<-got).Sub(start))
@@ -131,7 +98,7 @@ func BenchmarkRead(b *testing.B) {
 	const events = 10_000
 	r := testsvc.StartRedis(b)
 	s := open(b, freshURL(r), redisstore.Config{})
-	appendConcurrently(b, s, 64, events)
+	storetest.AppendConcurrently(b, s, 64, events)
 	b.ResetTimer()
 	for range b.N {
 		n := 0
@@ -151,8 +118,8 @@ func BenchmarkLookup(b *testing.B) {
 	const events = 10_000
 	r := testsvc.StartRedis(b)
 	s := open(b, freshURL(r), redisstore.Config{})
-	appendConcurrently(b, s, 64, events-1)
-	known := benchUpdate()
+	storetest.AppendConcurrently(b, s, 64, events-1)
+	known := storetest.BenchUpdate()
 	mustAppend(b, s, known)
 	for _, c := range []struct{ name, id string }{
 		{"known", known.ID},
