@@ -30,8 +30,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/ssehub/ssehub/auth/jwtauth"
 	"github.com/ssehub/ssehub/internal/testsvc"
 )
@@ -44,26 +42,8 @@ var binary string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	dir, err := os.MkdirTemp("", "ssehub-browsertest")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if b := os.Getenv("SSEHUB_BROWSERTEST_BINARY"); b != "" {
-		binary = b // a prebuilt ssehub, to iterate on the UI quickly
-	} else if binary, err = testsvc.BuildSSEHub(dir, true); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	if code == 0 {
-		if err := goleak.Find(goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"), goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"), goleak.IgnoreTopFunction("internal/poll.runtime_pollWait")); err != nil {
-			fmt.Fprintln(os.Stderr, "leaked goroutines:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	// SSEHUB_BROWSERTEST_BINARY names a prebuilt ssehub, to iterate on the UI quickly.
+	os.Exit(testsvc.MainWithSSEHub(m, true, os.Getenv("SSEHUB_BROWSERTEST_BINARY"), &binary, testsvc.HTTPClientGoroutines...))
 }
 
 // hubProc is a running `ssehub serve`.

@@ -26,9 +26,6 @@ const Heartbeat = 500 * time.Millisecond
 // ShutdownGrace is the hubs' --shutdown-grace.
 const ShutdownGrace = 5 * time.Second
 
-// Build compiles the ssehub binary with the race detector into dir and
-// returns its path.
-func Build(dir string) (string, error) { return testsvc.BuildSSEHub(dir, true) }
 
 // Engine is a shared store server: a redis-server or a nats-server.
 type Engine interface {

@@ -22,8 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/ssehub/ssehub/auth/jwtauth"
 	"github.com/ssehub/ssehub/internal/testsvc"
 	"github.com/ssehub/ssehub/sse"
@@ -35,24 +33,7 @@ const key = "nginxtest-key-that-is-at-least-32-bytes"
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "ssehub-nginxtest")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if binary, err = testsvc.BuildSSEHub(dir, false); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "leaked goroutines:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(testsvc.MainWithSSEHub(m, false, "", &binary))
 }
 
 // stack is ssehub behind nginx configured by deploy/nginx/ssehub.conf.

@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // Require returns the path of the program cmd, installing the Debian
@@ -245,4 +247,40 @@ func BuildSSEHub(dir string, race bool) (string, error) {
 		return "", fmt.Errorf("building ssehub: %w", err)
 	}
 	return bin, nil
+}
+
+// MainWithSSEHub is the TestMain of a package that runs the ssehub binary:
+// it builds it into a temporary directory (with the race detector when race
+// is set) unless prebuilt names one, sets *binary, runs the tests, removes
+// the directory, and fails the run when the tests leaked goroutines
+// (goleak, with opts). It returns the exit code for os.Exit.
+func MainWithSSEHub(m *testing.M, race bool, prebuilt string, binary *string, opts ...goleak.Option) int {
+	dir, err := os.MkdirTemp("", "ssehub-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if *binary = prebuilt; prebuilt == "" {
+		if *binary, err = BuildSSEHub(dir, race); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(opts...); err != nil {
+			fmt.Fprintln(os.Stderr, "leaked goroutines:", err)
+			code = 1
+		}
+	}
+	return code
+}
+
+// HTTPClientGoroutines are the goroutines an http.Client's idle
+// keep-alive connections leave behind, for MainWithSSEHub's opts.
+var HTTPClientGoroutines = []goleak.Option{
+	goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+	goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+	goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
 }
