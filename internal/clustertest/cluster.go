@@ -26,7 +26,6 @@ const Heartbeat = 500 * time.Millisecond
 // ShutdownGrace is the hubs' --shutdown-grace.
 const ShutdownGrace = 5 * time.Second
 
-
 // Engine is a shared store server: a redis-server or a nats-server.
 type Engine interface {
 	// URL is what ssehub serve --store takes.
