@@ -108,6 +108,18 @@ func TestEngineOutage(t *testing.T) {
 				for _, h := range c.Hubs {
 					h.WaitReady()
 				}
+				// Every publish under way during the outage gets its
+				// answer before the test ends: one sent just before a NATS
+				// kill waits for its lost acknowledgement until the hubs'
+				// store timeout (5 s), which can outlast the pause below.
+				waitFor(t, 20*time.Second, "the publishes of the outage to be answered", func() bool {
+					for _, p := range l.rec.Attempts() {
+						if p.Start.Before(up) && p.End.IsZero() {
+							return false
+						}
+					}
+					return true
+				})
 				sleep(1500 * time.Millisecond)
 				stopped := time.Now() // attempts cut short by the end of the test are not refusals
 				rep := l.finish()
