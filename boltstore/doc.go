@@ -23,11 +23,13 @@
 //
 // The file data.db holds six buckets. "log" maps an 8-byte big-endian
 // sequence number to the update's compact binary record (see encode).
-// "ids" maps the first 8 bytes of SHA-256(ID) followed by the sequence
-// number to nothing: Lookup seeks to the hash prefix and checks candidates
-// in sequence order, so finding an ID costs one index seek and one record
-// read whatever the size of the history, and a forged or ancient ID costs
-// the same as a known one. "meta" holds the epoch, the next sequence
+// "ids" maps a 16-byte prefix of the ID followed by the sequence number to
+// nothing (see ids.go: a version 7 UUID's own bytes, so the hub's IDs are
+// added at the end of the index, or else the first 16 bytes of the ID's
+// SHA-256): Lookup seeks to the prefix and checks candidates in sequence
+// order, so finding an ID costs one index seek and one record read
+// whatever the size of the history, and a forged or ancient ID costs the
+// same as a known one. "meta" holds the epoch, the next sequence
 // number, and the retained byte count and update count, updated in the
 // same transaction as the log. "topics", "topicstate" and "ages" hold
 // per-topic retention (see topics.go): for each topic with limits, the

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -78,7 +77,7 @@ var _ hub.Store = (*Store)(nil)
 type request struct {
 	u     *hub.Update
 	rec   []byte
-	hash  [8]byte
+	idp   [16]byte    // idPrefix(u.ID)
 	votes []topicVote // its limited topics
 	// pinned: one of its topics has no limit, so only the global limits
 	// delete it.
@@ -139,6 +138,9 @@ func (s *Store) load(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}
+	}
+	if err := upgradeIDs(tx); err != nil {
+		return err
 	}
 	meta := tx.Bucket(bucketMeta)
 	if e := meta.Get(keyEpoch); e != nil {
@@ -203,7 +205,7 @@ func (s *Store) Append(ctx context.Context, u *hub.Update) error {
 		u.Time = s.cfg.Now()
 	}
 	r := &request{u: u, rec: encode(make([]byte, 0, encodedSize(u)), u), done: make(chan error, 1)}
-	r.hash = idHash(u.ID)
+	r.idp = idPrefix(u.ID)
 	r.votes, r.pinned = votes(s.cfg.TopicLimits, u)
 	select {
 	case s.reqs <- r:
@@ -295,13 +297,14 @@ func (s *Store) commit(batch []*request) {
 			topics: tx.Bucket(bucketTopics), state: tx.Bucket(bucketTopicState), ages: tx.Bucket(bucketAges),
 			total: s.bytes, count: s.count, budget: 2*len(batch) + 1024, topicIndex: s.topicIndex,
 		}
-		w.log.FillPercent = 1 // keys only ever grow: pack the pages
+		w.log.FillPercent = 1   // keys only ever grow: pack the pages
+		w.ids.FillPercent = 0.9 // most keys grow (see ids.go)
 		for i, r := range batch {
 			seq := next + uint64(i)
 			if err := w.log.Put(seqKey(seq), r.rec); err != nil {
 				return err
 			}
-			if err := w.ids.Put(idKey(r.hash, seq), nil); err != nil {
+			if err := w.ids.Put(idKey(r.idp, seq), nil); err != nil {
 				return err
 			}
 			w.total += int64(len(r.rec))
@@ -416,16 +419,6 @@ func (s *Store) mustEvict(now time.Time) bool {
 
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq) }
 
-func idHash(id string) (h [8]byte) {
-	sum := sha256.Sum256([]byte(id))
-	copy(h[:], sum[:8])
-	return h
-}
-
-func idKey(h [8]byte, seq uint64) []byte {
-	return binary.BigEndian.AppendUint64(append(make([]byte, 0, 16), h[:]...), seq)
-}
-
 // view runs fn in a read transaction unless the store is closed. It holds
 // s.mu for reading, so fn sees first and last consistent with the
 // transaction or older than it.
@@ -444,17 +437,17 @@ func (s *Store) Lookup(ctx context.Context, id string) (hub.Position, error) {
 	if err := ctx.Err(); err != nil {
 		return hub.Position{}, err
 	}
-	h := idHash(id)
+	p := idPrefix(id)
 	var found uint64
 	err := s.view(func(tx *bolt.Tx, first, last uint64) error {
 		logB := tx.Bucket(bucketLog)
 		c := tx.Bucket(bucketIDs).Cursor()
-		for k, _ := c.Seek(h[:]); k != nil && bytes.HasPrefix(k, h[:]); k, _ = c.Next() {
-			seq := binary.BigEndian.Uint64(k[8:])
+		for k, _ := c.Seek(p[:]); k != nil && bytes.HasPrefix(k, p[:]); k, _ = c.Next() {
+			seq := binary.BigEndian.Uint64(k[16:])
 			if seq < first || seq > last {
 				continue
 			}
-			rec := logB.Get(k[8:])
+			rec := logB.Get(k[16:])
 			if rec == nil {
 				continue
 			}

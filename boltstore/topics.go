@@ -242,7 +242,7 @@ func (w *txn) deleteUpdate(seq uint64, rec []byte, topics bool) error {
 	if err != nil {
 		return fmt.Errorf("%w at seq %d", err, seq)
 	}
-	idk := idKey(idHash(string(hd.id)), seq)
+	idk := idKey(idPrefix(string(hd.id)), seq)
 	var hs [][16]byte
 	if topics && w.topicIndex {
 		if hs, err = recordTopicHashes(rec); err != nil {

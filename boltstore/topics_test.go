@@ -39,7 +39,7 @@ func checkInvariants(t *testing.T, s *Store) {
 			if err != nil {
 				return err
 			}
-			if ids.Get(idKey(idHash(string(h.id)), seq)) == nil {
+			if ids.Get(idKey(idPrefix(string(h.id)), seq)) == nil {
 				t.Errorf("seq %d: no ID index entry", seq)
 			}
 			return nil

@@ -143,8 +143,8 @@ func TestGeneratedIDsAreUUIDs(t *testing.T) {
 	t.Parallel()
 	h := newHub(t, Config{})
 	id := publish(t, h, &Update{Topics: []string{"a"}})
-	if !strings.HasPrefix(id, "urn:uuid:") || len(id) != len("urn:uuid:")+36 || id[len("urn:uuid:")+14] != '4' {
-		t.Errorf("id = %q; want a urn:uuid: v4", id)
+	if !strings.HasPrefix(id, "urn:uuid:") || len(id) != len("urn:uuid:")+36 || id[len("urn:uuid:")+14] != '7' {
+		t.Errorf("id = %q; want a urn:uuid: v7", id)
 	}
 }
 
