@@ -107,3 +107,27 @@ func checkUpdateOnTheWire(t *testing.T, u *hub.Update) {
 		t.Fatalf("one update decoded as several events: %q", frame)
 	}
 }
+
+// FuzzReserved checks reserved's shortcut: for every topic and hub path,
+// it answers what resolving the topic against the hub URL answers.
+func FuzzReserved(f *testing.F) {
+	for _, s := range []string{
+		"a", "", "?x", "#f", ".", "..", "./", "mercure", "/.well-known/mercure", "/.well-known/mercure/x",
+		"https://other.example/.well-known/mercure", "/.well-known/%6Dercure/x", "/a/../.well-known/mercure/x",
+		"//host", "http:", "http:?x", "https://example.com/books/1", "https://example.com/x/mercure/y", "//host/.well-known/mercure", "urn:x:mercure", "MERCURE",
+	} {
+		f.Add(s, "/.well-known/mercure")
+		f.Add(s, "/hub")
+	}
+	f.Add("?x", "/")
+	f.Fuzz(func(t *testing.T, topic, hubPath string) {
+		if !strings.HasPrefix(hubPath, "/") {
+			return
+		}
+		h := &Handler{}
+		h.setHubURL(&url.URL{Scheme: "https", Host: "hub.example", Path: hubPath})
+		if got, want := h.reserved(topic), h.underHub(topic); got != want {
+			t.Fatalf("hub path %q: reserved(%q) = %v; resolving it says %v", hubPath, topic, got, want)
+		}
+	})
+}

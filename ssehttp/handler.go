@@ -128,6 +128,7 @@ type Handler struct {
 	log      *slog.Logger
 	hubURL   *url.URL
 	hubPath  string
+	hubLeaf  string // the last segment of hubPath; empty if hubPath is "/"
 	anyCORS  bool
 	draining chan struct{}
 	obs      Observer
@@ -188,7 +189,7 @@ func New(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ssehttp: hub URL: %w", err)
 	}
-	h.hubURL, h.hubPath = base, path.Clean("/"+base.Path)
+	h.setHubURL(base)
 	h.lim = newLimiter(cfg.Limits, cfg.Now)
 	if cfg.Presence != nil {
 		h.pres = &presence{reg: cfg.Presence}
@@ -540,8 +541,8 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusUnsupportedMediaType, "publish body must be application/x-www-form-urlencoded")
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
-	if err := r.ParseForm(); err != nil {
+	form, err := readForm(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
+	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			h.fail(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", h.cfg.MaxBodyBytes))
@@ -550,7 +551,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusBadRequest, "malformed form body: "+err.Error())
 		return
 	}
-	u, status, reason := h.parseUpdate(r.PostForm)
+	u, status, reason := h.parseUpdate(form)
 	if status != 0 {
 		h.fail(w, r, status, reason)
 		return
@@ -578,8 +579,9 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.obs.Published(time.Since(start))
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	hd := w.Header()
+	hd["Content-Type"] = textPlain
+	hd["X-Content-Type-Options"] = noSniff
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write([]byte(id))
 }
@@ -689,10 +691,46 @@ func checkText(field, s string) string {
 	return ""
 }
 
+// setHubURL sets the hub's URL, which topics are resolved against.
+func (h *Handler) setHubURL(u *url.URL) {
+	h.hubURL, h.hubPath, h.hubLeaf = u, path.Clean("/"+u.Path), ""
+	if h.hubPath != "/" {
+		h.hubLeaf = path.Base(h.hubPath)
+	}
+}
+
 // reserved reports whether topic, resolved against the hub URL, addresses
 // the hub's own namespace (its path or below), whatever its scheme, host,
 // dot-segments or percent-encoding.
 func (h *Handler) reserved(topic string) bool {
+	// The path of an absolute URL with a host is its own: if it can name
+	// the hub's path it holds the hub path's last segment, literally or
+	// percent-encoded. Other topics are resolved.
+	if h.hubLeaf != "" && hasHost(topic) && !strings.Contains(topic, h.hubLeaf) && !strings.Contains(topic, "%") {
+		return false
+	}
+	return h.underHub(topic)
+}
+
+// hasHost reports whether topic starts with a scheme and a non-empty
+// authority ("scheme://host").
+func hasHost(topic string) bool {
+	scheme, rest, ok := strings.Cut(topic, "://")
+	if !ok || scheme == "" || rest == "" || strings.ContainsAny(rest[:1], "/?#") {
+		return false
+	}
+	for i := 0; i < len(scheme); i++ {
+		c := scheme[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.')) {
+			return false
+		}
+	}
+	return true
+}
+
+// underHub reports whether topic, resolved against the hub URL, has the
+// hub's path or a path below it.
+func (h *Handler) underHub(topic string) bool {
 	u, err := h.hubURL.Parse(topic)
 	if err != nil {
 		return false
