@@ -80,9 +80,12 @@ func TestStalledSubscribers(t *testing.T) {
 // TestStalledAgainstHub runs stalled subscribers against ssehub with a
 // small queue: every event still reaches every reading subscriber exactly
 // once, the stalled ones count in no figure, and the hub ends their
-// streams (their queue overflows while a write to them is blocked).
+// streams (their queue overflows while a write to them is blocked). The
+// queue (48 events of 64 KiB) and the write timeout leave a reading
+// subscriber room to fall behind on a loaded machine under -race: with 16
+// events and 200 ms, one was sometimes cut off too.
 func TestStalledAgainstHub(t *testing.T) {
-	hubURL := startHubWith(t, hub.Config{QueueSize: 16}, ssehttp.Config{WriteTimeout: 200 * time.Millisecond})
+	hubURL := startHubWith(t, hub.Config{QueueSize: 48}, ssehttp.Config{WriteTimeout: time.Second})
 	res := runOK(t, Config{
 		Hub: hubURL, PublisherToken: publisherToken(t),
 		Subscribers: 6, Stalled: 3, Events: 100, PayloadSize: 64 << 10, Publishers: 2, Duration: time.Minute,
