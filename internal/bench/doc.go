@@ -17,12 +17,17 @@
 //
 // # What a subscriber is
 //
-// A subscriber is one goroutine on a raw HTTP/1.1 connection with two 1 KiB
-// buffers and a minimal SSE parser that allocates nothing per event. Every
-// payload carries its topic, a per-topic sequence number and the send time
-// (see Payload), so the subscriber computes publish-to-receive latency into
-// a log-linear Histogram and detects lost and duplicated events with a
-// sliding window per topic.
+// A subscriber is a raw HTTP/1.1 connection and a goroutine that dials it
+// and reads the response head. On Linux the goroutine then hands the socket
+// to one of the worker's read loops (loop_linux.go): a thread on an epoll
+// instance that reads every stream it holds into one buffer and parses each
+// with a push parser (push.go). Elsewhere the goroutine reads the stream
+// itself through two 1 KiB buffers. Both parsers share the minimal SSE
+// line logic, which allocates nothing per event. Every payload carries its
+// topic, a per-topic sequence number and the send time (see Payload), so
+// the subscriber computes publish-to-receive latency into a log-linear
+// Histogram and detects lost and duplicated events with a sliding window
+// per topic.
 //
 // # What is measured
 //

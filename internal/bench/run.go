@@ -102,6 +102,10 @@ type Config struct {
 	// ConnectConcurrency bounds the connections being opened at once;
 	// zero means 100.
 	ConnectConcurrency int
+	// ReadLoops is how many read loops (loop_linux.go) each worker reads
+	// its subscribers' streams with; zero means DefaultReadLoops, and
+	// negative means none: a goroutine reads each stream.
+	ReadLoops int
 	// ConnectTimeout bounds the time to connect every subscriber; zero
 	// means 2 minutes.
 	ConnectTimeout time.Duration
@@ -392,7 +396,7 @@ func (c *coordinator) startWorkers(ctx context.Context, runID string) error {
 			First: first, Count: count, Stalled: stalled, StalledFirst: firstStalled,
 			SourceIPs: cfg.SourceIPs, Token: cfg.SubscriberToken,
 			ConnectConcurrency: max(cfg.ConnectConcurrency/n, 1), Tick: 250 * time.Millisecond,
-			RunID: runID, InProcess: cfg.Workers == 0,
+			RunID: runID, InProcess: cfg.Workers == 0, ReadLoops: cfg.ReadLoops,
 		}
 		first += count
 		firstStalled += stalled

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -111,6 +112,26 @@ func TestRunResumeStorm(t *testing.T) {
 	// again.
 	if min := uint64(30 * (30 + 20)); res.Delivered < min {
 		t.Errorf("delivered %d; want at least %d", res.Delivered, min)
+	}
+}
+
+// TestRunReadLoops runs a resume storm with the streams read by
+// goroutines (the reader where no read loop applies) and by two read
+// loops; the other tests use the default, one loop on Linux.
+func TestRunReadLoops(t *testing.T) {
+	for _, loops := range []int{-1, 2} {
+		t.Run(fmt.Sprintf("%d", loops), func(t *testing.T) {
+			res := runOK(t, Config{
+				Hub: startHub(t), PublisherToken: publisherToken(t), Mode: ModeStorm,
+				Subscribers: 20, Topics: 2, Behind: 10, Rate: 50, Publishers: 2, ReadLoops: loops,
+			})
+			if res.Storm == nil || res.Storm.LiveAgain != 20 {
+				t.Fatalf("storm %+v; want 20 subscribers live again", res.Storm)
+			}
+			if res.Lost != 0 || res.Duplicated != 0 || res.Incomplete != 0 {
+				t.Errorf("lost %d duplicated %d incomplete %d; want 0", res.Lost, res.Duplicated, res.Incomplete)
+			}
+		})
 	}
 }
 

@@ -35,11 +35,16 @@ type subscriber struct {
 	got     [2]atomic.Uint64 // trk[i].distinct, published for the worker
 
 	lastID, evID []byte
-	long         []byte    // a line longer than the read buffer
-	now          time.Time // when the data being parsed arrived
+	long         []byte     // a line longer than the read buffer, or begun in an earlier read
+	now          time.Time  // when the data being parsed arrived
+	ev           eventState // the event being parsed
+	body         bodyState  // the push parser's place in the response body: see push.go
+	loopDone     chan error // the read loop's verdict on a stream it owned: see loop_linux.go
 
 	mu      sync.Mutex
 	conn    net.Conn
+	fd      int  // the descriptor a read loop owns, if inLoop
+	inLoop  bool // a read loop owns the stream: interrupt shuts fd down
 	stopped bool
 
 	storm       atomic.Pointer[stormSpec] // a storm to start at the next read error
@@ -71,7 +76,9 @@ func (s *subscriber) setConn(c net.Conn) bool {
 	return true
 }
 
-// interrupt closes the live connection; stop also prevents new ones.
+// interrupt closes the live connection; stop also prevents new ones. A
+// stream a read loop owns is shut down, not closed: the loop may be
+// reading its descriptor, and closes it itself once it sees the end.
 func (s *subscriber) interrupt(stop bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -79,6 +86,9 @@ func (s *subscriber) interrupt(stop bool) {
 	if s.conn != nil {
 		s.conn.Close()
 		s.conn = nil
+	}
+	if s.inLoop {
+		shutdownFD(s.fd)
 	}
 }
 
@@ -218,18 +228,25 @@ func (s *subscriber) session(ctx context.Context, live func()) error {
 		return fmt.Errorf("hub answered Content-Type %q, not text/event-stream", resp.Header.Get("Content-Type"))
 	}
 	live()
+	if l := w.loopOf(s); l != nil {
+		return s.readInLoop(ctx, l, conn, br, resp)
+	}
 	return s.read(bufio.NewReaderSize(resp.Body, readBuffer))
 }
 
-// read parses the event stream: the minimum of the SSE algorithm a
-// benchmark needs (fields data, id and event; comments; LF, CRLF or CR
-// line ends are not all handled: a lone CR is not a line end here).
+// eventState is what has been parsed of the event under way.
+type eventState struct {
+	p                  Payload
+	hasData, ok, hasID bool
+	typed              bool
+}
+
+// read is the pull reader: it parses the event stream from r until it
+// ends, one line at a time. It is the reader where no read loop applies
+// (see loop_linux.go); the push parser (push.go) hands its lines to the
+// same line method.
 func (s *subscriber) read(r *bufio.Reader) error {
-	var (
-		p                  Payload
-		hasData, ok, hasID bool
-		typed              bool
-	)
+	s.ev = eventState{}
 	for {
 		// Events that arrived in one read share its time: reading the
 		// clock costs more than parsing an event on some machines.
@@ -248,47 +265,61 @@ func (s *subscriber) read(r *bufio.Reader) error {
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return errors.New("hub ended the stream")
+				return errEnded
 			}
 			return err
 		}
-		line = bytes.TrimSuffix(line[:len(line)-1], []byte("\r"))
-		if len(line) == 0 {
-			if hasID {
-				s.lastID, s.evID = s.evID, s.lastID
-			}
-			switch {
-			case typed:
-				s.w.other.Add(1)
-			case hasData && ok:
-				s.deliver(p)
-			case hasData:
-				s.w.foreign.Add(1)
-			}
-			hasData, ok, hasID, typed = false, false, false, false
-			continue
+		s.line(line[:len(line)-1])
+	}
+}
+
+// errEnded is how a stream the hub ended (or that broke off mid-chunk)
+// ends a session.
+var errEnded = errors.New("hub ended the stream")
+
+// line parses one line of the event stream, without its LF: the minimum
+// of the SSE algorithm a benchmark needs (fields data, id and event;
+// comments; LF or CRLF line ends, not a lone CR).
+func (s *subscriber) line(line []byte) {
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	e := &s.ev
+	if len(line) == 0 {
+		if e.hasID {
+			s.lastID, s.evID = s.evID, s.lastID
 		}
-		if line[0] == ':' {
-			continue
+		switch {
+		case e.typed:
+			s.w.other.Add(1)
+		case e.hasData && e.ok:
+			s.deliver(e.p)
+		case e.hasData:
+			s.w.foreign.Add(1)
 		}
-		name, value, found := bytes.Cut(line, []byte(":"))
-		if found && len(value) > 0 && value[0] == ' ' {
-			value = value[1:]
+		*e = eventState{}
+		return
+	}
+	if line[0] == ':' {
+		return
+	}
+	name, value, found := bytes.Cut(line, []byte(":"))
+	if found && len(value) > 0 && value[0] == ' ' {
+		value = value[1:]
+	}
+	switch string(name) {
+	case "data":
+		if !e.hasData {
+			e.hasData = true
+			var perr error
+			e.p, perr = ParsePayload(value)
+			e.ok = perr == nil
 		}
-		switch string(name) {
-		case "data":
-			if !hasData {
-				hasData = true
-				var perr error
-				p, perr = ParsePayload(value)
-				ok = perr == nil
-			}
-		case "id":
-			hasID = true
-			s.evID = append(s.evID[:0], value...)
-		case "event":
-			typed = len(value) > 0 && string(value) != "message"
-		}
+	case "id":
+		e.hasID = true
+		s.evID = append(s.evID[:0], value...)
+	case "event":
+		e.typed = len(value) > 0 && string(value) != "message"
 	}
 }
 
