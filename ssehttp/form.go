@@ -1,7 +1,9 @@
 package ssehttp
 
 import (
+	"bytes"
 	"io"
+	"net/http"
 	"net/url"
 	"sync"
 )
@@ -13,8 +15,15 @@ var (
 	noSniff   = []string{"nosniff"}
 )
 
+// setPlainText marks an answer as plain text that must not be sniffed,
+// without allocating.
+func setPlainText(hd http.Header) {
+	hd["Content-Type"] = textPlain
+	hd["X-Content-Type-Options"] = noSniff
+}
+
 // formBuffers holds the buffers publish bodies are read into.
-var formBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+var formBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // maxPooledForm is the largest buffer returned to formBuffers.
 const maxPooledForm = 64 << 10
@@ -25,26 +34,15 @@ const maxPooledForm = 64 << 10
 // Request.Form or keeping the body: the body is read into a pooled
 // buffer, and only the parsed fields are allocated.
 func readForm(body io.Reader) (url.Values, error) {
-	bp := formBuffers.Get().(*[]byte)
-	b := (*bp)[:0]
+	b := formBuffers.Get().(*bytes.Buffer)
 	defer func() {
-		if cap(b) <= maxPooledForm {
-			*bp = b[:0]
-			formBuffers.Put(bp)
+		if b.Cap() <= maxPooledForm {
+			b.Reset()
+			formBuffers.Put(b)
 		}
 	}()
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := body.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
+	if _, err := b.ReadFrom(body); err != nil {
+		return nil, err
 	}
-	return url.ParseQuery(string(b))
+	return url.ParseQuery(b.String())
 }

@@ -259,8 +259,7 @@ func (h *Handler) cors(w http.ResponseWriter, r *http.Request) {
 // fail answers with status and a one-line text reason.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, status int, reason string) {
 	h.log.Debug("request refused", "method", r.Method, "status", status, "reason", reason, "remote", r.RemoteAddr)
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	setPlainText(w.Header())
 	w.WriteHeader(status)
 	fmt.Fprintln(w, reason)
 }
@@ -579,9 +578,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.obs.Published(time.Since(start))
-	hd := w.Header()
-	hd["Content-Type"] = textPlain
-	hd["X-Content-Type-Options"] = noSniff
+	setPlainText(w.Header())
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write([]byte(id))
 }
