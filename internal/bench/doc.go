@@ -35,7 +35,7 @@
 // duplicated events, publish throughput and latency, and, given the hub's
 // process ID, the hub's memory per subscriber and CPU per million
 // deliveries read from /proc; the tool's own CPU per delivery (coordinator
-// and workers) is reported beside it to show the tool is not the
-// bottleneck. Results are a Result, printed as a table (WriteText) and
+// and workers), or per publish when nothing is delivered, is reported
+// beside it to show the tool is not the bottleneck. Results are a Result, printed as a table (WriteText) and
 // written as JSON or a self-contained HTML page (WriteHTML).
 package bench

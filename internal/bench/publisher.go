@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -188,6 +187,7 @@ type pubConn struct {
 	conn net.Conn
 	br   *bufio.Reader
 	req  []byte
+	msg  []byte // the answer's body (see readAnswer)
 }
 
 // getConn returns an idle connection or a new one (dialed on first use).
@@ -315,24 +315,16 @@ func (pc *pubConn) roundTrip(body []byte) error {
 	if _, err := pc.conn.Write(pc.req); err != nil {
 		return err
 	}
-	resp, err := http.ReadResponse(pc.br, nil)
+	a, err := readAnswer(pc.br, pc.msg)
+	pc.msg = a.body[:0] // keep its array for the next answer
 	if err != nil {
 		return err
 	}
-	msg, err := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-	if err == nil {
-		// Drain what is left so the next answer starts where it should.
-		_, err = io.Copy(io.Discard, resp.Body)
+	if a.code != http.StatusOK {
+		msg, _, _ := bytes.Cut(bytes.TrimSpace(a.body), []byte("\n"))
+		err = fmt.Errorf("publish: hub answered %s: %s", a.status, msg)
 	}
-	resp.Body.Close()
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		msg, _, _ = bytes.Cut(bytes.TrimSpace(msg), []byte("\n"))
-		err = fmt.Errorf("publish: hub answered %s: %s", resp.Status, msg)
-	}
-	if resp.Close {
+	if a.close {
 		pc.drop()
 	}
 	return err

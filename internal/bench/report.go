@@ -128,6 +128,12 @@ func WriteText(w io.Writer, results ...*Result) error {
 		}
 		return fmt.Sprintf("%.2f", r.Client.CPUPerMillionDelivered)
 	})
+	row("bench CPU s/M publishes", func(r *Result) string {
+		if r.Client.CPUPerMillionPublished == 0 {
+			return ""
+		}
+		return fmt.Sprintf("%.1f", r.Client.CPUPerMillionPublished)
+	})
 	row("bench RSS/subscriber", func(r *Result) string {
 		if r.Client.RSSPerSubscriber == 0 {
 			return ""

@@ -103,6 +103,7 @@ type ClientStats struct {
 	Processes              int     `json:"processes"`
 	CPUSeconds             float64 `json:"cpu_seconds"` // while measuring
 	CPUPerMillionDelivered float64 `json:"cpu_seconds_per_million_deliveries,omitempty"`
+	CPUPerMillionPublished float64 `json:"cpu_seconds_per_million_publishes,omitempty"` // when nothing is delivered
 	RSSBytes               int64   `json:"rss_bytes"`
 	RSSPerSubscriber       float64 `json:"rss_per_subscriber,omitempty"`
 }

@@ -774,6 +774,8 @@ func (c *coordinator) fill(res *Result, wr *WorkerResult, pubs *publishers, srv 
 	}
 	if res.Delivered > 0 {
 		cl.CPUPerMillionDelivered = cl.CPUSeconds / float64(res.Delivered) * 1e6
+	} else if res.Published > 0 {
+		cl.CPUPerMillionPublished = cl.CPUSeconds / float64(res.Published) * 1e6
 	}
 	if res.Subscribers > 0 {
 		if wr.Processes > 0 {

@@ -85,6 +85,10 @@ func TestRunPublishOnly(t *testing.T) {
 		t.Errorf("mode %s published %d latency count %d rate %v; want publish 300 300 >0",
 			res.Mode, res.Published, res.PublishLatency.Count, res.PublishesPerSecond)
 	}
+	if res.Client.CPUPerMillionPublished <= 0 || res.Client.CPUPerMillionDelivered != 0 {
+		t.Errorf("tool CPU per million publishes %v, per million deliveries %v; want > 0 and 0",
+			res.Client.CPUPerMillionPublished, res.Client.CPUPerMillionDelivered)
+	}
 }
 
 func TestRunIdle(t *testing.T) {
