@@ -9,7 +9,10 @@
 // one transaction and one fsync (group commit): a single writer goroutine
 // takes every pending append, writes them in one transaction, commits, and
 // only then assigns their positions, wakes followers and releases the
-// callers. Sequence numbers are therefore assigned in commit order, are
+// callers. With Config.CommitDelay set, a transaction that follows one of
+// at least 32 appends first waits that long for more (fewer, larger
+// commits cost less CPU per append under many concurrent publishers).
+// Sequence numbers are therefore assigned in commit order, are
 // strictly increasing and contiguous, and nothing is delivered live that
 // could be lost. A failed commit (a full disk, say) fails every append of
 // its batch, advances nothing and notifies nobody; later appends succeed

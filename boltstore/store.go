@@ -236,6 +236,7 @@ func (s *Store) run() {
 	tick := time.NewTicker(s.cfg.RetentionInterval)
 	defer tick.Stop()
 	batch := make([]*request, 0, s.cfg.MaxBatch)
+	prev := 0 // appends in the previous transaction
 	for {
 		batch = batch[:0]
 		select {
@@ -265,10 +266,31 @@ func (s *Store) run() {
 				break more
 			}
 		}
+		if len(batch) > 0 && prev >= s.cfg.delayAfter && s.cfg.CommitDelay > 0 {
+			batch = s.linger(batch)
+		}
 		if len(batch) > 0 {
 			s.commit(batch)
+			prev = len(batch)
 		}
 	}
+}
+
+// linger adds to batch the appends that arrive within CommitDelay, until
+// batch is full or the store closes.
+func (s *Store) linger(batch []*request) []*request {
+	timeout := s.cfg.after(s.cfg.CommitDelay)
+	for len(batch) < s.cfg.MaxBatch {
+		select {
+		case r := <-s.reqs:
+			batch = s.take(batch, r)
+		case <-timeout:
+			return batch
+		case <-s.quit:
+			return batch
+		}
+	}
+	return batch
 }
 
 // take adds r to batch unless its Append was canceled.

@@ -15,6 +15,10 @@ import (
 	"github.com/ssehub/ssehub/ssehttp"
 )
 
+// maxCommitDelay bounds --commit-delay: a publish under heavy load waits
+// at most this much longer for its commit.
+const maxCommitDelay = 100 * time.Millisecond
+
 func serve(ctx context.Context, stdio IO, args []string) error {
 	fs := flagSet("serve", "serve [flags]", stdio)
 	var (
@@ -48,6 +52,7 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long a graceful shutdown may take")
 	fs.StringVar(&cfg.Engine, "store", "bolt", "where history is kept: bolt (durable, in --data), memory (lost on exit), or a shared engine for several hubs: redis://HOST:PORT (Redis Streams) or nats://HOST:PORT (NATS JetStream)")
 	fs.StringVar(&cfg.DataDir, "data", server.DefaultDataDir, "`directory` of the bolt store")
+	fs.DurationVar(&cfg.CommitDelay, "commit-delay", 0, "bolt store: how long a commit waits for more publishes when the previous one carried at least 32: fewer commits, less CPU per publish with hundreds of concurrent publishers (e.g. 2ms; see docs/BENCHMARKS.md); 0: never wait")
 	fs.IntVar(&cfg.Retention.MaxUpdates, "max-updates", 0, "updates of history to keep (0: 1000000 for bolt, 10000 for memory; negative: no limit, bolt only)")
 	fs.Int64Var(&cfg.Retention.MaxBytes, "max-bytes", 0, "bytes of history to keep (0: 1 GiB for bolt, 64 MiB for memory; negative: no limit, bolt only)")
 	fs.DurationVar(&cfg.Retention.MaxAge, "max-age", 0, "how long history is kept (0: 24h for bolt, no limit for memory; negative: no limit)")
@@ -104,6 +109,9 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 	case "bolt":
 		if cfg.DataDir == "" {
 			return usagef("%s must not be empty", from("data"))
+		}
+		if cfg.CommitDelay < 0 || cfg.CommitDelay > maxCommitDelay {
+			return usagef("%s must be between 0 and %v", from("commit-delay"), maxCommitDelay)
 		}
 	case "memory":
 		if cfg.Retention.MaxUpdates < 0 || cfg.Retention.MaxBytes < 0 {

@@ -67,6 +67,10 @@ type Config struct {
 	// DataDir is the embedded store's directory. Empty means
 	// DefaultDataDir.
 	DataDir string
+	// CommitDelay is how long the embedded store waits for more publishes
+	// to share a commit under heavy publishing (boltstore.Config.CommitDelay).
+	// Zero means no wait.
+	CommitDelay time.Duration
 	// Retention bounds the history the store keeps. Zero fields mean the
 	// store's defaults.
 	Retention Retention
@@ -176,6 +180,7 @@ func openStore(cfg Config, topics hub.TopicLimits) (hub.Store, error) {
 			MaxBytes:    cfg.Retention.MaxBytes,
 			MaxAge:      cfg.Retention.MaxAge,
 			TopicLimits: topics,
+			CommitDelay: cfg.CommitDelay,
 		})
 	case "memory":
 		r := cfg.Retention
