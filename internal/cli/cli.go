@@ -155,23 +155,32 @@ func envName(flagName string) string {
 	return "SSEHUB_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// parse applies SSEHUB_* variables, then the command line, so flags win.
-// An empty variable counts as unset. Repeatable flags take a
-// comma-separated list from the environment (spaces around items and empty
-// items are ignored). It
-// prints the usage for --help and returns flag.ErrHelp; every other
-// mistake is a one-line usage error naming the flag or variable.
+// parse reads the command line, then SSEHUB_* variables for the flags it
+// left unset, then, for a command with a --config flag, the configuration
+// file (see readConfigFile) for the flags neither set: the command line
+// wins over the environment, which wins over the file. An empty variable
+// counts as unset. Repeatable flags take a comma-separated list from the
+// environment (spaces around items and empty items are ignored) and a list
+// of strings from the file; the place that sets one sets its whole list.
+// It prints the usage for --help and returns flag.ErrHelp; every other
+// mistake is a one-line usage error naming the flag, variable or file.
 func parse(fs *flag.FlagSet, args []string, stdio IO) error {
+	if err := parseCommandLine(fs, args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		name := envName(f.Name)
-		if name == "" {
+		if name == "" || set[f.Name] || envErr != nil {
 			return
 		}
 		v, _ := stdio.Getenv(name)
-		if v == "" || envErr != nil {
+		if v == "" {
 			return // empty is unset
 		}
+		set[f.Name] = true
 		vals := []string{v}
 		if _, repeat := f.Value.(*listFlag); repeat {
 			vals = strings.Split(v, ",")
@@ -183,7 +192,7 @@ func parse(fs *flag.FlagSet, args []string, stdio IO) error {
 				}
 			}
 			if err := f.Value.Set(v); err != nil {
-				envErr = usagef("invalid value %q in %s: %s", v, envName(f.Name), want(f, err))
+				envErr = usagef("invalid value %q in %s: %s", v, name, want(f, err))
 				return
 			}
 		}
@@ -191,6 +200,31 @@ func parse(fs *flag.FlagSet, args []string, stdio IO) error {
 	if envErr != nil {
 		return envErr
 	}
+	cf := fs.Lookup(configFlag)
+	if cf == nil || cf.Value.String() == "" {
+		return nil
+	}
+	path := cf.Value.String()
+	values, order, err := readConfigFile(path, fs)
+	if err != nil {
+		return err
+	}
+	for _, name := range order {
+		if set[name] {
+			continue
+		}
+		f := fs.Lookup(name)
+		for _, v := range values[name] {
+			if err := f.Value.Set(v); err != nil {
+				return usagef("invalid value %q for %q in configuration file %s: %s", v, name, path, want(f, err))
+			}
+		}
+	}
+	return nil
+}
+
+// parseCommandLine parses args into fs.
+func parseCommandLine(fs *flag.FlagSet, args []string) error {
 	// The flag package calls Usage on every error; print it for --help
 	// only, and keep the first bad value to name it precisely.
 	usage := fs.Usage
@@ -242,15 +276,24 @@ func want(f *flag.Flag, err error) string {
 
 // origin names where the value of the flag called name came from, for
 // messages about it: "--name" when it was set on the command line, else its
-// environment variable when that is set, else "--name".
+// environment variable when that is set, else the configuration file when
+// one is read and the flag is not at its default, else "--name".
 func origin(fs *flag.FlagSet, stdio IO, name string) string {
 	onCommandLine := false
 	fs.Visit(func(f *flag.Flag) { onCommandLine = onCommandLine || f.Name == name })
 	if env := envName(name); env == "" {
 		return "--" + name
 	}
-	if v, _ := stdio.Getenv(envName(name)); !onCommandLine && v != "" {
+	if onCommandLine {
+		return "--" + name
+	}
+	if v, _ := stdio.Getenv(envName(name)); v != "" {
 		return envName(name)
+	}
+	if cf := fs.Lookup(configFlag); cf != nil && cf.Value.String() != "" {
+		if f := fs.Lookup(name); f != nil && f.Value.String() != f.DefValue {
+			return fmt.Sprintf("%q in configuration file %s", name, cf.Value.String())
+		}
 	}
 	return "--" + name
 }
@@ -279,6 +322,10 @@ type listFlag []string
 
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// repeatable marks a flag that may be given many times: a configuration
+// file gives it a list.
+func (l *listFlag) repeatable() {}
 
 func version(_ context.Context, stdio IO, args []string) error {
 	fs := flagSet("version", "version", stdio)

@@ -21,6 +21,8 @@ func (f *topicRuleFlag) String() string {
 	return strings.Join(rules, "\n")
 }
 
+func (f *topicRuleFlag) repeatable() {}
+
 func (f *topicRuleFlag) Set(v string) error {
 	lines := strings.Split(v, "\n")
 	for _, line := range lines {

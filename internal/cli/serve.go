@@ -31,6 +31,7 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "public URL of the hub, e.g. https://hub.example.com (default: from --addr)")
 	fs.StringVar(&cfg.PublisherKey, "publisher-key", "", "HMAC secret of publisher tokens, at least 32 bytes (default: generated at start)")
 	fs.StringVar(&cfg.SubscriberKey, "subscriber-key", "", "HMAC secret of subscriber tokens, at least 32 bytes (default: the publisher key)")
+	fs.String(configFlag, "", "TOML `file` of settings, the flag names as keys (addr = \":8080\", cors-origin = [\"https://a.example\"]); the command line and SSEHUB_* variables win over it")
 	af := addAuthFlags(fs)
 	fs.IntVar(&cfg.Limits.MaxStreams, "max-streams", 0, "concurrent streams the hub serves in total (0: no limit)")
 	fs.IntVar(&cfg.Limits.MaxStreamsPerIP, "max-streams-per-ip", 0, "concurrent streams from one client IP address (0: no limit; keep 0 behind a proxy)")
