@@ -3,7 +3,6 @@ package bench
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -109,8 +108,8 @@ func FuzzReadAnswer(f *testing.F) {
 		ours := newCountingReader(in)
 		a, err := readAnswer(ours.br, nil)
 		if err != nil {
-			if !errors.Is(err, errAnswer) && !errors.Is(err, io.ErrUnexpectedEOF) && err.Error() == "" {
-				t.Fatalf("error without text: %#v", err)
+			if err.Error() == "" {
+				t.Fatalf("error without a message: %#v", err)
 			}
 			return
 		}
