@@ -24,15 +24,29 @@ func BenchUpdate() *hub.Update {
 }
 
 // AppendConcurrently appends n BenchUpdates to s from the given number of
-// goroutines, each waiting for its Append before the next.
-func AppendConcurrently(tb testing.TB, s hub.Store, appenders, n int) {
-	var left atomic.Int64
-	left.Store(int64(n))
+// goroutines, each waiting for its Append before the next, and returns how
+// long the appending took. The updates are made before it starts (with a
+// benchmark's timer stopped), so that it measures the store, not the
+// making of random test data.
+func AppendConcurrently(tb testing.TB, s hub.Store, appenders, n int) time.Duration {
+	if b, ok := tb.(*testing.B); ok {
+		b.StopTimer()
+		defer b.StartTimer()
+	}
+	us := make([]*hub.Update, n)
+	for i := range us {
+		us[i] = BenchUpdate()
+	}
+	if b, ok := tb.(*testing.B); ok {
+		b.StartTimer()
+	}
+	start := time.Now()
+	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range appenders {
 		wg.Go(func() {
-			for left.Add(-1) >= 0 {
-				if err := s.Append(context.Background(), BenchUpdate()); err != nil {
+			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
+				if err := s.Append(context.Background(), us[i]); err != nil {
 					tb.Error(err)
 					return
 				}
@@ -40,4 +54,5 @@ func AppendConcurrently(tb testing.TB, s hub.Store, appenders, n int) {
 		})
 	}
 	wg.Wait()
+	return time.Since(start)
 }
