@@ -2,6 +2,7 @@ package boltstore
 
 import (
 	"math"
+	"os"
 	"time"
 
 	"github.com/ssehub/ssehub/hub"
@@ -40,6 +41,18 @@ type Config struct {
 	// loop lose up to half their throughput. Zero or negative (the
 	// default) means no wait.
 	CommitDelay time.Duration
+	// ApplyDelay is how long the applier, which copies logged updates into
+	// bbolt behind the write-ahead log, waits for 1024 of them before a
+	// transaction. Reads that need bbolt up to date (Read, Lookup, Bounds,
+	// Size, and Follow from an old position) end the wait. Zero means
+	// 20ms; negative means no wait.
+	ApplyDelay time.Duration
+	// SegmentSize is the size of a write-ahead log segment, in bytes (see
+	// wal.go): the log holds the updates bbolt does not hold yet, in at
+	// least one segment, and keeps up to two spare segments for reuse. A
+	// frame (one batch of appends) larger than a segment makes its segment
+	// larger. Zero means 4 MiB; the minimum is 64 KiB.
+	SegmentSize int64
 	// LockTimeout is how long Open waits for another process to release
 	// the data directory before failing. Zero means one second.
 	LockTimeout time.Duration
@@ -62,6 +75,19 @@ type Config struct {
 	// after starts the wait of CommitDelay; tests replace it. Nil means
 	// time.After.
 	after func(time.Duration) <-chan time.Time
+	// fillWait is how long a frame waits for the appenders of the previous
+	// frame (see Store.wait); zero means 200µs, negative no wait. fillAfter
+	// starts that wait; tests replace it. Nil means time.After.
+	fillWait  time.Duration
+	fillAfter func(time.Duration) <-chan time.Time
+	// applyAfter starts the wait of ApplyDelay; tests replace it. Nil
+	// means time.After.
+	applyAfter func(time.Duration) <-chan time.Time
+	// syncWAL makes a log segment durable; nil means fdatasync. applyFault,
+	// if set, is called before each bbolt transaction of the applier and
+	// fails it with the error it returns. Tests set them.
+	syncWAL    func(*os.File) error
+	applyFault func() error
 	// delayAfter is how many appends the previous transaction must have
 	// carried for the next to wait CommitDelay for more. Zero means 32.
 	delayAfter int
@@ -93,6 +119,27 @@ func (c Config) withDefaults() Config {
 	}
 	if c.after == nil {
 		c.after = time.After
+	}
+	if c.fillWait == 0 {
+		c.fillWait = 200 * time.Microsecond
+	}
+	if c.ApplyDelay == 0 {
+		c.ApplyDelay = 20 * time.Millisecond
+	}
+	if c.applyAfter == nil {
+		c.applyAfter = time.After
+	}
+	if c.fillAfter == nil {
+		c.fillAfter = time.After
+	}
+	switch {
+	case c.SegmentSize == 0:
+		c.SegmentSize = 4 << 20
+	case c.SegmentSize < 64<<10:
+		c.SegmentSize = 64 << 10
+	}
+	if c.syncWAL == nil {
+		c.syncWAL = fdatasync
 	}
 	if c.delayAfter <= 0 {
 		c.delayAfter = 32

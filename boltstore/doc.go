@@ -4,19 +4,31 @@
 //
 // # Guarantees
 //
-// Append returns only after the update is on disk (the bbolt transaction
-// that holds it has been committed and fsynced). Concurrent appends share
-// one transaction and one fsync (group commit): a single writer goroutine
-// takes every pending append, writes them in one transaction, commits, and
-// only then assigns their positions, wakes followers and releases the
-// callers. With Config.CommitDelay set, a transaction that follows one of
-// at least 32 appends first waits that long for more (fewer, larger
-// commits cost less CPU per append under many concurrent publishers).
-// Sequence numbers are therefore assigned in commit order, are
-// strictly increasing and contiguous, and nothing is delivered live that
-// could be lost. A failed commit (a full disk, say) fails every append of
-// its batch, advances nothing and notifies nobody; later appends succeed
-// once the cause is gone.
+// Append returns only after the update is on disk: in a frame of the
+// write-ahead log (see wal.go) that has been written and fdatasynced.
+// Concurrent appends share one frame and one fdatasync (group commit): a
+// single writer goroutine takes every pending append, waits briefly for
+// the appenders of its previous frame to come back (so that frames do not
+// settle at half the appenders), logs them, and only then assigns their
+// positions, wakes followers and releases the callers. With
+// Config.CommitDelay set, a frame that follows one of at least 32 appends
+// first waits that long for more. Sequence numbers are therefore assigned
+// in log order, are strictly increasing and contiguous, and nothing is
+// delivered live that could be lost. A failed write or sync fails every
+// append of its frame, advances nothing and notifies nobody, and the next
+// frame overwrites it; later appends succeed once the cause is gone.
+//
+// An applier goroutine copies logged updates into bbolt behind the log, in
+// transactions of up to 8192 (it waits up to Config.ApplyDelay for 1024),
+// each committed with bbolt's own fsyncs, and enforces retention there. A
+// log segment is reused once bbolt holds its updates. Read, Lookup, Bounds
+// and Size first wait for bbolt to hold every update logged before the
+// call (hurrying the applier), so they see retention as of that moment.
+// If bbolt cannot be written (a full disk), appends fail with that error
+// until the applier succeeds again (each append makes it try), and reads
+// serve the updates bbolt lacks from memory. Open applies what the log
+// holds beyond bbolt's newest update, so a crash between the two loses
+// nothing acknowledged.
 //
 // The epoch is generated when the directory is first used and kept in the
 // file, so positions and event IDs handed out before a restart stay valid
@@ -24,7 +36,8 @@
 //
 // # Layout
 //
-// The file data.db holds six buckets. "log" maps an 8-byte big-endian
+// The directory holds the bbolt file data.db and the log's directory wal.
+// data.db holds six buckets. "log" maps an 8-byte big-endian
 // sequence number to the update's compact binary record (see encode).
 // "ids" maps a 16-byte prefix of the ID followed by the sequence number to
 // nothing (see ids.go: a version 7 UUID's own bytes, so the hub's IDs are
@@ -34,16 +47,19 @@
 // whatever the size of the history, and a forged or ancient ID costs the
 // same as a known one. "meta" holds the epoch, the next sequence
 // number, and the retained byte count and update count, updated in the
-// same transaction as the log. "topics", "topicstate" and "ages" hold
-// per-topic retention (see topics.go): for each topic with limits, the
+// same transaction as the log (the next sequence number follows the
+// newest update bbolt holds; the write-ahead log may hold newer ones).
+// "topics", "topicstate" and "ages" hold per-topic retention (see topics.go): for each topic with limits, the
 // updates it retains in sequence order, their count and size, and the
 // deadlines of its age limit in time order. They are written in the same
 // transactions as the log, so a crash leaves them consistent with it.
 //
 // A data directory written before per-topic retention existed (without the
 // three topic buckets and with no update count) opens unchanged: the
-// buckets are created and the count is the span of the log. Older versions
-// of ssehub cannot open a directory once this version has written to it.
+// buckets are created and the count is the span of the log. A directory
+// without a wal directory gets one. Older versions of ssehub cannot open a
+// directory once this version has written to it (the ones without the
+// write-ahead log would open it, but miss the updates only the log holds).
 //
 // # Retention
 //

@@ -33,7 +33,8 @@ func TestDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(mnt, "data")
-	s, err := boltstore.Open(dir, boltstore.Config{})
+	cfg := boltstore.Config{SegmentSize: 64 << 10}
+	s, err := boltstore.Open(dir, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +95,7 @@ func TestDiskFull(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s = open(t, dir, boltstore.Config{})
+	s = open(t, dir, cfg)
 	var i int
 	err = s.Read(context.Background(), hub.Position{}, func(u *hub.Update) bool {
 		if i >= len(acked) || u.ID != acked[i].ID || u.Pos != acked[i].Pos || u.Data != acked[i].Data {

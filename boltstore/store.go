@@ -35,40 +35,60 @@ var (
 	keyState = []byte("state")
 )
 
-// Store is a hub.Store kept in a bbolt file. It is safe for concurrent use.
-// Open starts its writer goroutine and Close stops it.
+// Store is a hub.Store kept in a bbolt file behind a write-ahead log. It
+// is safe for concurrent use. Open starts its writer and applier
+// goroutines and Close stops them.
 //
-// Lock order: mu is never held while waiting for the writer; the writer
-// takes mu (for writing) only after a transaction has been committed.
+// Lock order: mu is never held while waiting for the writer or the
+// applier; they take mu (for writing) only after their own I/O.
 type Store struct {
 	cfg   Config
 	db    *bolt.DB
 	dir   string
 	epoch string
 
-	reqs       chan *request
-	quit       chan struct{} // closed by Close: the writer stops
-	writerDone chan struct{} // closed when the writer has stopped
-	closeOnce  sync.Once
+	reqs        chan *request
+	quit        chan struct{} // closed by Close: the writer stops
+	writerDone  chan struct{} // closed when the writer has stopped
+	applierDone chan struct{} // closed when the applier has stopped
+	kick        chan struct{} // capacity 1: the applier has work or a retry to do
+	hurry       chan struct{} // capacity 1: a reader waits for the applier
+	closeOnce   sync.Once
 
-	// Writer-owned: the next seq to assign, the retained bytes and count,
-	// and whether the topic buckets may hold entries.
-	next       uint64
+	// Writer-owned: the next seq to assign, the log, and the records of
+	// the frame being written (reused).
+	next uint64
+	wal  *wal
+	recs [][]byte
+	// frames counts the frames written, for tests.
+	frames atomic.Uint64
+
+	// Applier-owned: the next seq bbolt will hold, the retained bytes and
+	// count, and whether the topic buckets may hold entries.
+	dbNext     uint64
 	bytes      int64
 	count      uint64
 	topicIndex bool
+	// inDB is the newest seq bbolt holds durably, for the writer, which
+	// reuses the log segments holding nothing newer.
+	inDB atomic.Uint64
 
 	mu        sync.RWMutex
 	closed    bool
-	first     uint64        // oldest retained seq; first > last when empty
-	last      uint64        // newest durable seq; 0 before any append
-	newest    uint64        // newest retained seq; 0 when empty
+	first     uint64        // oldest seq retained in bbolt; first > applied when none
+	last      uint64        // newest durable (logged) seq; 0 before any append
+	applied   uint64        // newest seq bbolt holds
+	newest    uint64        // newest seq retained in bbolt; 0 when none
 	floor     uint64        // global limits deleted everything before it
-	retained  int64         // bytes of the retained records (Size)
-	kept      uint64        // number of retained records (Size)
+	retained  int64         // bytes of the records retained in bbolt (Size)
+	kept      uint64        // number of records retained in bbolt (Size)
+	queue     []*request    // logged, not yet in bbolt, oldest first
+	queued    int64         // bytes of the records in queue
+	applyErr  error         // why the last attempt to apply failed; nil if it did not
+	attempts  uint64        // attempts to apply so far
 	tail      []*hub.Update // recent updates, tail[i].Pos.Seq == tailFirst+i
 	tailFirst uint64
-	changed   chan struct{} // closed and replaced after every commit
+	changed   chan struct{} // closed and replaced after every frame and every apply
 }
 
 var _ hub.Store = (*Store)(nil)
@@ -84,6 +104,7 @@ type request struct {
 	pinned bool
 	state  atomic.Int32 // pending, taken or canceled
 	done   chan error   // capacity 1; the writer answers every taken request
+	seq    uint64       // set once logged
 }
 
 const (
@@ -115,20 +136,65 @@ func Open(dir string, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("boltstore: opening %s: %w", dir, err)
 	}
 	s := &Store{
-		cfg:        cfg,
-		db:         db,
-		dir:        dir,
-		reqs:       make(chan *request, cfg.MaxBatch),
-		quit:       make(chan struct{}),
-		writerDone: make(chan struct{}),
-		changed:    make(chan struct{}),
+		cfg:         cfg,
+		db:          db,
+		dir:         dir,
+		reqs:        make(chan *request, cfg.MaxBatch),
+		quit:        make(chan struct{}),
+		writerDone:  make(chan struct{}),
+		applierDone: make(chan struct{}),
+		kick:        make(chan struct{}, 1),
+		hurry:       make(chan struct{}, 1),
+		changed:     make(chan struct{}),
 	}
 	if err := db.Update(s.load); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("boltstore: opening %s: %w", dir, err)
 	}
+	if err := s.recover(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("boltstore: opening %s: %w", dir, err)
+	}
 	go s.run()
+	go s.applier()
 	return s, nil
+}
+
+// recover applies to bbolt the updates the write-ahead log holds after
+// bbolt's newest, and starts a log segment for the writer.
+func (s *Store) recover() error {
+	w, rec, err := openWAL(s.dir, s.cfg.SegmentSize, s.next, s.cfg.syncWAL)
+	if err != nil {
+		return err
+	}
+	for len(rec.recs) > 0 {
+		n := min(len(rec.recs), maxApply)
+		batch := make([]*request, n)
+		for i, b := range rec.recs[:n] {
+			seq := rec.first + uint64(i)
+			u, err := decode(b, hub.Position{Seq: seq, Epoch: s.epoch})
+			if err != nil {
+				return fmt.Errorf("%w at seq %d in the write-ahead log", err, seq)
+			}
+			batch[i] = &request{u: u, rec: b, idp: idPrefix(u.ID), seq: seq}
+			batch[i].votes, batch[i].pinned = votes(s.cfg.TopicLimits, u)
+		}
+		publish, err := s.commit(batch)
+		if err != nil {
+			return fmt.Errorf("applying the write-ahead log: %w", err)
+		}
+		publish()
+		rec.first += uint64(n)
+		rec.recs = rec.recs[n:]
+	}
+	s.next = s.dbNext
+	if err := w.start(s.dbNext - 1); err != nil {
+		return err
+	}
+	s.wal = w
+	s.last = s.next - 1
+	s.inDB.Store(s.last)
+	return nil
 }
 
 // load creates the buckets and epoch of a new store and reads the state of
@@ -163,7 +229,9 @@ func (s *Store) load(tx *bolt.Tx) error {
 	default:
 		return fmt.Errorf("%w: state of %d bytes", errCorrupt, len(st))
 	}
+	s.dbNext = s.next
 	s.last = s.next - 1
+	s.applied = s.last
 	s.first = s.next
 	c := tx.Bucket(bucketLog).Cursor()
 	if k, _ := c.First(); k != nil {
@@ -185,13 +253,14 @@ func (s *Store) load(tx *bolt.Tx) error {
 // Dir returns the data directory.
 func (s *Store) Dir() string { return s.dir }
 
-// Append writes u durably and sets u.Pos. It returns once the transaction
-// holding u has been fsynced; concurrent calls share that transaction. If u
+// Append writes u durably and sets u.Pos. It returns once the log frame
+// holding u has been fdatasynced; concurrent calls share that frame. If u
 // has no Time, Append sets it to Config.Now(). If ctx ends before the
 // writer has taken u, Append returns ctx's error and u is not appended;
-// once taken, Append waits for the commit. A write error fails every
-// Append of the batch with an error wrapping it, and none of them is
-// appended.
+// once taken, Append waits for the frame. A write error fails every
+// Append of the frame with an error wrapping it, and none of them is
+// appended; so does a failure to apply earlier appends to bbolt, until the
+// applier succeeds again.
 func (s *Store) Append(ctx context.Context, u *hub.Update) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -230,13 +299,17 @@ func (s *Store) Append(ctx context.Context, u *hub.Update) error {
 	}
 }
 
-// run is the writer: it commits pending appends in batches until Close.
+// maxApply caps how many updates one bbolt transaction applies.
+const maxApply = 8192
+
+// run is the writer: it logs pending appends in batches, one frame and
+// one fdatasync each, until Close.
 func (s *Store) run() {
 	defer close(s.writerDone)
-	tick := time.NewTicker(s.cfg.RetentionInterval)
-	defer tick.Stop()
+	defer func() { _ = s.wal.close() }()
 	batch := make([]*request, 0, s.cfg.MaxBatch)
-	prev := 0 // appends in the previous transaction
+	prev := 0   // appends in the previous frame
+	expect := 0 // appends the next frame can expect: see wait
 	for {
 		batch = batch[:0]
 		select {
@@ -251,36 +324,49 @@ func (s *Store) run() {
 					return
 				}
 			}
-		case <-tick.C:
-			s.commit(nil)
-			continue
 		case r := <-s.reqs:
 			batch = s.take(batch, r)
 		}
-	more:
-		for len(batch) < s.cfg.MaxBatch {
-			select {
-			case r := <-s.reqs:
-				batch = s.take(batch, r)
-			default:
-				break more
-			}
-		}
-		if len(batch) > 0 && prev >= s.cfg.delayAfter && s.cfg.CommitDelay > 0 {
-			batch = s.linger(batch)
+		batch = s.drain(batch)
+		switch {
+		case prev >= s.cfg.delayAfter && s.cfg.CommitDelay > 0:
+			batch = s.wait(batch, s.cfg.after(s.cfg.CommitDelay), s.cfg.MaxBatch)
+		case len(batch) < expect && s.cfg.fillWait > 0:
+			batch = s.wait(batch, s.cfg.fillAfter(s.cfg.fillWait), expect)
 		}
 		if len(batch) > 0 {
-			s.commit(batch)
+			queued := s.log(batch)
 			prev = len(batch)
+			expect = min(prev+queued, s.cfg.MaxBatch)
 		}
 	}
 }
 
-// linger adds to batch the appends that arrive within CommitDelay, until
-// batch is full or the store closes.
-func (s *Store) linger(batch []*request) []*request {
-	timeout := s.cfg.after(s.cfg.CommitDelay)
+// drain adds to batch the appends already waiting, until batch is full.
+func (s *Store) drain(batch []*request) []*request {
 	for len(batch) < s.cfg.MaxBatch {
+		select {
+		case r := <-s.reqs:
+			batch = s.take(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// wait adds to batch the appends that arrive before timeout, until batch
+// holds want or the store closes.
+//
+// With Config.CommitDelay, the writer waits so after a large frame. Else
+// it fills frames: appenders that were answered go on to append again, but
+// while a frame is synced the ones that arrive meanwhile queue for the next,
+// so that with n appenders in a loop, frames settle at half of them each
+// (while one half's frame syncs, the other half queues). A frame waits,
+// briefly, for the appenders of the previous frame and those that queued
+// during it: then every frame carries them all.
+func (s *Store) wait(batch []*request, timeout <-chan time.Time, want int) []*request {
+	for len(batch) < want {
 		select {
 		case r := <-s.reqs:
 			batch = s.take(batch, r)
@@ -301,19 +387,254 @@ func (s *Store) take(batch []*request, r *request) []*request {
 	return batch
 }
 
-// commit writes batch (which may be empty: retention only) in one
-// transaction, then publishes it and answers its requests.
-func (s *Store) commit(batch []*request) {
+// log writes batch to the log, publishes it and answers its requests,
+// then returns how many appends queued meanwhile. If applying to bbolt is
+// failing, it first asks the applier to try again, and fails the batch if
+// that fails too.
+func (s *Store) log(batch []*request) (queued int) {
+	err := s.healthy()
+	first := s.next
+	if err == nil {
+		s.recs = s.recs[:0]
+		for _, r := range batch {
+			s.recs = append(s.recs, r.rec)
+		}
+		err = s.wal.append(first, s.recs, s.inDB.Load())
+		clear(s.recs)
+	}
+	if err != nil {
+		err = fmt.Errorf("boltstore: appending to %s: %w", s.dir, err)
+		for _, r := range batch {
+			r.done <- err
+		}
+		return len(s.reqs)
+	}
+	queued = len(s.reqs)
+	s.frames.Add(1)
+	s.next += uint64(len(batch))
+	var size int64
+	for i, r := range batch {
+		r.seq = first + uint64(i)
+		r.u.Pos = hub.Position{Seq: r.seq, Epoch: s.epoch}
+		size += int64(len(r.rec))
+	}
+	s.mu.Lock()
+	s.last = s.next - 1
+	s.queue = append(s.queue, batch...)
+	s.queued += size
+	if len(s.tail) == 0 || s.tailFirst+uint64(len(s.tail)) != first {
+		s.tail, s.tailFirst = s.tail[:0], first
+	}
+	for _, r := range batch {
+		s.tail = append(s.tail, r.u)
+	}
+	// Keep TailSize updates, and every one bbolt does not hold yet.
+	if n, keep := len(s.tail), max(s.cfg.TailSize, len(s.queue)); n > 2*keep {
+		// Copy rather than reslice: followers may hold the old array.
+		s.tail = slices.Clone(s.tail[n-keep:])
+		s.tailFirst += uint64(n - keep)
+	}
+	backlog := s.backlogged()
+	s.notify()
+	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	for _, r := range batch {
+		r.done <- nil
+	}
+	if backlog {
+		s.drainBacklog()
+	}
+	return queued
+}
+
+// maxBacklog caps how many logged updates may wait for bbolt.
+const maxBacklog = 4 * maxApply
+
+// backlogged reports whether the updates waiting for bbolt have reached
+// maxBacklog or a segment's worth of bytes: then the writer waits for the
+// applier, so that the log stays within a few segments, and so does the
+// space bbolt needs to catch up after a full disk is given room again.
+// s.mu must be held.
+func (s *Store) backlogged() bool {
+	return len(s.queue) >= maxBacklog || s.queued >= s.cfg.SegmentSize
+}
+
+// drainBacklog waits until the applier has brought the backlog below
+// its bounds, applying fails, or the store closes.
+func (s *Store) drainBacklog() {
+	for {
+		s.mu.RLock()
+		done := !s.backlogged() || s.applyErr != nil
+		changed := s.changed
+		s.mu.RUnlock()
+		if done {
+			return
+		}
+		select {
+		case <-changed:
+		case <-s.quit:
+			return
+		}
+	}
+}
+
+// healthy returns nil unless the last attempt to apply to bbolt failed.
+// Then it asks the applier to try again, waits for that attempt and
+// returns its error.
+func (s *Store) healthy() error {
+	s.mu.RLock()
+	err, attempts := s.applyErr, s.attempts
+	s.mu.RUnlock()
+	if err == nil {
+		return nil
+	}
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	for {
+		s.mu.RLock()
+		err, done, changed := s.applyErr, s.attempts > attempts, s.changed
+		s.mu.RUnlock()
+		if done {
+			return err
+		}
+		select {
+		case <-changed:
+		case <-s.quit:
+			return hub.ErrClosed
+		}
+	}
+}
+
+// notify wakes followers and waiters. s.mu must be held for writing.
+func (s *Store) notify() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// applier brings bbolt up to date with the log, and enforces the age
+// limits every RetentionInterval, until the writer has stopped; then it
+// applies what is left and returns.
+func (s *Store) applier() {
+	defer close(s.applierDone)
+	tick := time.NewTicker(s.cfg.RetentionInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.kick:
+			s.gather()
+			s.apply(false)
+		case <-s.hurry:
+			s.apply(false)
+		case <-tick.C:
+			s.apply(true)
+		case <-s.writerDone:
+			s.apply(false)
+			return
+		}
+	}
+}
+
+// gather waits, up to ApplyDelay, for the backlog to reach applyBatch
+// updates, so that bbolt commits (two fdatasyncs each, and a copy of the
+// pages on the path to every change) are few and large. A reader that
+// needs bbolt up to date (settle) or a failing apply cuts the wait short.
+func (s *Store) gather() {
+	s.mu.RLock()
+	n, failed := len(s.queue), s.applyErr != nil
+	s.mu.RUnlock()
+	if n >= applyBatch || failed || s.cfg.ApplyDelay <= 0 {
+		return
+	}
+	timeout := s.cfg.applyAfter(s.cfg.ApplyDelay)
+	for {
+		select {
+		case <-timeout:
+			return
+		case <-s.hurry:
+			return
+		case <-s.writerDone:
+			return
+		case <-s.kick:
+			s.mu.RLock()
+			n = len(s.queue)
+			s.mu.RUnlock()
+			if n >= applyBatch {
+				return
+			}
+		}
+	}
+}
+
+// applyBatch is the backlog at which the applier stops gathering.
+const applyBatch = 1024
+
+// apply commits the queue to bbolt, in transactions of at most maxApply,
+// and, if retention is set, enforces the limits even if the queue is
+// empty. Between transactions it gathers again, unless a reader waits.
+func (s *Store) apply(retention bool) {
+	for {
+		s.mu.RLock()
+		batch := s.queue[:min(len(s.queue), maxApply)]
+		// After a failure, try again even with nothing queued (the
+		// failure may have been retention's), so that a waiting writer
+		// (healthy) gets an answer.
+		retention = retention || s.applyErr != nil
+		s.mu.RUnlock()
+		if len(batch) == 0 && !retention {
+			return
+		}
+		retention = false
+		publish, err := s.commit(batch)
+		s.mu.Lock()
+		s.attempts++
+		s.applyErr = err
+		if err == nil {
+			publish()
+			for _, r := range batch {
+				s.queued -= int64(len(r.rec))
+			}
+			// batch shares the queue's array: done with it.
+			n := copy(s.queue, s.queue[len(batch):])
+			clear(s.queue[n:])
+			s.queue = s.queue[:n]
+		}
+		n := len(s.queue)
+		s.notify()
+		s.mu.Unlock()
+		if err != nil || n == 0 {
+			return
+		}
+		s.gather()
+	}
+}
+
+// commit writes batch (which may be empty: retention only) to bbolt in one
+// transaction. It returns the function that publishes the new state, to
+// be called with s.mu held for writing.
+func (s *Store) commit(batch []*request) (publish func(), err error) {
 	now := s.cfg.Now()
-	next := s.next
-	floor := s.floor // writer-owned in practice: only the writer changes it
+	next := s.dbNext
+	floor := s.floor // applier-owned in practice: only the applier changes it
 	last := next - 1 + uint64(len(batch))
 	if len(batch) == 0 && !s.mustEvict(now) {
-		return
+		return func() {}, nil
+	}
+	if s.cfg.applyFault != nil {
+		if err := s.cfg.applyFault(); err != nil {
+			return nil, fmt.Errorf("boltstore: applying to %s: %w", s.dir, err)
+		}
+	}
+	if len(batch) > 0 && batch[0].seq != next {
+		return nil, fmt.Errorf("%w: applying seq %d after %d", errCorrupt, batch[0].seq, next-1)
 	}
 	var first, newest uint64
 	var w *txn
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		w = &txn{
 			log: tx.Bucket(bucketLog), ids: tx.Bucket(bucketIDs),
 			topics: tx.Bucket(bucketTopics), state: tx.Bucket(bucketTopicState), ages: tx.Bucket(bucketAges),
@@ -376,38 +697,14 @@ func (s *Store) commit(batch []*request) {
 		return tx.Bucket(bucketMeta).Put(keyState, st[:])
 	})
 	if err != nil {
-		err = fmt.Errorf("boltstore: appending to %s: %w", s.dir, err)
-		for _, r := range batch {
-			r.done <- err
-		}
-		return
+		return nil, fmt.Errorf("boltstore: applying to %s: %w", s.dir, err)
 	}
-	s.next, s.bytes, s.count = last+1, w.total, w.count
-	for i, r := range batch {
-		r.u.Pos = hub.Position{Seq: next + uint64(i), Epoch: s.epoch}
-	}
-	s.mu.Lock()
-	s.first, s.last, s.newest, s.floor = first, last, newest, floor
-	s.retained, s.kept = w.total, w.count
-	if len(batch) > 0 {
-		if len(s.tail) == 0 || s.tailFirst+uint64(len(s.tail)) != next {
-			s.tail, s.tailFirst = s.tail[:0], next
-		}
-		for _, r := range batch {
-			s.tail = append(s.tail, r.u)
-		}
-		if n := len(s.tail); n > 2*s.cfg.TailSize {
-			// Copy rather than reslice: followers may hold the old array.
-			s.tail = slices.Clone(s.tail[n-s.cfg.TailSize:])
-			s.tailFirst += uint64(n - s.cfg.TailSize)
-		}
-	}
-	close(s.changed)
-	s.changed = make(chan struct{})
-	s.mu.Unlock()
-	for _, r := range batch {
-		r.done <- nil
-	}
+	s.dbNext, s.bytes, s.count = last+1, w.total, w.count
+	s.inDB.Store(last)
+	return func() {
+		s.first, s.applied, s.newest, s.floor = first, last, newest, floor
+		s.retained, s.kept = w.total, w.count
+	}, nil
 }
 
 // expired reports whether the oldest of count retained updates, holding
@@ -441,32 +738,71 @@ func (s *Store) mustEvict(now time.Time) bool {
 
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq) }
 
+// settle waits until bbolt holds every update logged before the call,
+// unless applying is failing: then the ones it lacks are read from the
+// tail. It returns ctx's error if ctx ends first, and hub.ErrClosed if the
+// store is closed.
+func (s *Store) settle(ctx context.Context) error {
+	s.mu.RLock()
+	target := s.last
+	for !s.closed && s.applied < target && s.applyErr == nil {
+		changed := s.changed
+		s.mu.RUnlock()
+		select {
+		case s.hurry <- struct{}{}:
+		default:
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		s.mu.RLock()
+	}
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return hub.ErrClosed
+	}
+	return nil
+}
+
+// unapplied returns the logged updates bbolt does not hold yet, from seq
+// from on (only while applying fails, once settled). s.mu must be held.
+func (s *Store) unapplied(from uint64) []*hub.Update {
+	from = max(from, s.applied+1)
+	if from > s.last || len(s.tail) == 0 || from < s.tailFirst {
+		return nil
+	}
+	return s.tail[from-s.tailFirst : s.last-s.tailFirst+1]
+}
+
 // view runs fn in a read transaction unless the store is closed. It holds
-// s.mu for reading, so fn sees first and last consistent with the
-// transaction or older than it.
-func (s *Store) view(fn func(tx *bolt.Tx, first, last uint64) error) error {
+// s.mu for reading, so fn sees first and applied consistent with the
+// transaction or older than it, and the updates bbolt lacks.
+func (s *Store) view(fn func(tx *bolt.Tx, first, applied uint64) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
 		return hub.ErrClosed
 	}
-	return s.db.View(func(tx *bolt.Tx) error { return fn(tx, s.first, s.last) })
+	return s.db.View(func(tx *bolt.Tx) error { return fn(tx, s.first, s.applied) })
 }
 
 // Lookup returns the position of the earliest retained update with id,
 // with one index seek and one record read.
 func (s *Store) Lookup(ctx context.Context, id string) (hub.Position, error) {
-	if err := ctx.Err(); err != nil {
+	if err := s.settle(ctx); err != nil {
 		return hub.Position{}, err
 	}
 	p := idPrefix(id)
 	var found uint64
-	err := s.view(func(tx *bolt.Tx, first, last uint64) error {
+	err := s.view(func(tx *bolt.Tx, first, applied uint64) error {
 		logB := tx.Bucket(bucketLog)
 		c := tx.Bucket(bucketIDs).Cursor()
 		for k, _ := c.Seek(p[:]); k != nil && bytes.HasPrefix(k, p[:]); k, _ = c.Next() {
 			seq := binary.BigEndian.Uint64(k[16:])
-			if seq < first || seq > last {
+			if seq < first || seq > applied {
 				continue
 			}
 			rec := logB.Get(k[16:])
@@ -479,6 +815,14 @@ func (s *Store) Lookup(ctx context.Context, id string) (hub.Position, error) {
 			}
 			if string(hd.id) == id {
 				found = seq
+				return nil
+			}
+		}
+		// Applying is failing: the newest are only in the tail (at
+		// most maxBacklog of them).
+		for _, u := range s.unapplied(0) {
+			if u.ID == id {
+				found = u.Pos.Seq
 				return nil
 			}
 		}
@@ -502,6 +846,9 @@ func (s *Store) Read(ctx context.Context, after hub.Position, fn func(*hub.Updat
 
 // read is Read up to seq upto (0: no bound).
 func (s *Store) read(ctx context.Context, after hub.Position, upto uint64, fn func(*hub.Update) bool) error {
+	if err := s.settle(ctx); err != nil {
+		return err
+	}
 	var buf []*hub.Update
 	size := 16
 	for {
@@ -509,10 +856,11 @@ func (s *Store) read(ctx context.Context, after hub.Position, upto uint64, fn fu
 			return err
 		}
 		buf = buf[:0]
-		err := s.view(func(tx *bolt.Tx, first, last uint64) error {
+		err := s.view(func(tx *bolt.Tx, first, applied uint64) error {
 			if after.Epoch != "" && after.Epoch != s.epoch {
 				return hub.ErrEpochChanged
 			}
+			last := applied
 			if upto != 0 {
 				last = min(last, upto)
 			}
@@ -527,6 +875,14 @@ func (s *Store) read(ctx context.Context, after hub.Position, upto uint64, fn fu
 					return fmt.Errorf("%w at seq %d", err, seq)
 				}
 				buf = append(buf, u)
+			}
+			if len(buf) == 0 {
+				for _, u := range s.unapplied(after.Seq + 1) {
+					if upto != 0 && u.Pos.Seq > upto || len(buf) == size {
+						break
+					}
+					buf = append(buf, u)
+				}
 			}
 			return nil
 		})
@@ -561,6 +917,11 @@ func (s *Store) Follow(ctx context.Context, after hub.Position, fn func(*hub.Upd
 			return hub.ErrClosed
 		}
 		return hub.ErrEpochChanged
+	}
+	// Start from what the global limits retain once every update logged
+	// before the call is applied.
+	if err := s.settle(ctx); err != nil {
+		return err
 	}
 	next := after.Seq + 1
 	var buf []*hub.Update
@@ -613,6 +974,9 @@ func (s *Store) Follow(ctx context.Context, after hub.Position, fn func(*hub.Upd
 
 // Bounds returns the oldest and newest retained positions.
 func (s *Store) Bounds(ctx context.Context) (oldest, newest hub.Position, err error) {
+	if err := s.settle(ctx); err != nil {
+		return hub.Position{}, hub.Position{}, err
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -622,27 +986,37 @@ func (s *Store) Bounds(ctx context.Context) (oldest, newest hub.Position, err er
 	if s.kept > 0 {
 		oldest.Seq, newest.Seq = s.first, s.newest
 	}
+	if s.last > s.applied { // applying is failing
+		if s.kept == 0 {
+			oldest.Seq = s.applied + 1
+		}
+		newest.Seq = s.last
+	}
 	return oldest, newest, nil
 }
 
 // Size returns the number of retained updates and the size of their
 // records in bytes, as MaxBytes counts them. It is cheap: it reads no
-// history.
+// history. It waits for bbolt to hold the updates logged before the call,
+// unless applying is failing: then it counts those bbolt lacks as well.
 func (s *Store) Size() (updates int, bytes int64) {
+	_ = s.settle(context.Background())
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return int(s.kept), s.retained
+	return int(s.kept) + len(s.queue), s.retained + s.queued
 }
 
 // Close stops the writer, failing appends it has not taken with
-// hub.ErrClosed (appends already in a transaction complete), wakes every
-// follower, which returns hub.ErrClosed, and closes the file. Close is
-// idempotent: later calls return nil.
+// hub.ErrClosed (appends already in a frame complete), lets the applier
+// apply what was logged (what it cannot, the next Open applies from the
+// log), wakes every follower, which returns hub.ErrClosed, and closes the
+// files. Close is idempotent: later calls return nil.
 func (s *Store) Close() error {
 	err := hub.ErrClosed
 	s.closeOnce.Do(func() {
 		close(s.quit)
 		<-s.writerDone
+		<-s.applierDone
 		s.mu.Lock()
 		s.closed = true
 		s.tail = nil

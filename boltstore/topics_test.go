@@ -21,6 +21,9 @@ import (
 // with each other, and the in-memory counters with the file.
 func checkInvariants(t *testing.T, s *Store) {
 	t.Helper()
+	if err := s.settle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		logB, ids := tx.Bucket(bucketLog), tx.Bucket(bucketIDs)
 		topics, state, ages := tx.Bucket(bucketTopics), tx.Bucket(bucketTopicState), tx.Bucket(bucketAges)
