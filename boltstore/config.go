@@ -83,11 +83,15 @@ type Config struct {
 	// applyAfter starts the wait of ApplyDelay; tests replace it. Nil
 	// means time.After.
 	applyAfter func(time.Duration) <-chan time.Time
-	// syncWAL makes a log segment durable; nil means fdatasync. applyFault,
-	// if set, is called before each bbolt transaction of the applier and
-	// fails it with the error it returns. Tests set them.
-	syncWAL    func(*os.File) error
-	applyFault func() error
+	// walFault, if set, is called after each log frame is written and
+	// fails it with the error it returns; applyFault, if set, is called
+	// before each bbolt transaction of the applier and fails it likewise.
+	// Tests set them.
+	walFault func(*os.File) error
+	// bufferedWAL writes the log through the page cache and fdatasync even
+	// where O_DIRECT works, for tests of that path.
+	bufferedWAL bool
+	applyFault  func() error
 	// delayAfter is how many appends the previous transaction must have
 	// carried for the next to wait CommitDelay for more. Zero means 32.
 	delayAfter int
@@ -137,9 +141,6 @@ func (c Config) withDefaults() Config {
 		c.SegmentSize = 4 << 20
 	case c.SegmentSize < 64<<10:
 		c.SegmentSize = 64 << 10
-	}
-	if c.syncWAL == nil {
-		c.syncWAL = fdatasync
 	}
 	if c.delayAfter <= 0 {
 		c.delayAfter = 32

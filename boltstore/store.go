@@ -163,7 +163,7 @@ func Open(dir string, cfg Config) (*Store, error) {
 // recover applies to bbolt the updates the write-ahead log holds after
 // bbolt's newest, and starts a log segment for the writer.
 func (s *Store) recover() error {
-	w, rec, err := openWAL(s.dir, s.cfg.SegmentSize, s.next, s.cfg.syncWAL)
+	w, rec, err := openWAL(s.dir, s.cfg.SegmentSize, s.next, s.cfg.bufferedWAL, s.cfg.walFault)
 	if err != nil {
 		return err
 	}

@@ -95,6 +95,24 @@ func FuzzParseFrame(f *testing.F) {
 	})
 }
 
+// bothModes runs test with the log written through O_DIRECT (checking
+// that this file system has it) and through the page cache.
+func bothModes(t *testing.T, test func(*testing.T, bool)) {
+	t.Run("direct", func(t *testing.T) {
+		s, err := Open(t.TempDir(), Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		direct := s.wal.direct
+		_ = s.Close()
+		if !direct {
+			t.Skip("this file system refuses O_DIRECT: the log is written through the page cache")
+		}
+		test(t, false)
+	})
+	t.Run("buffered", func(t *testing.T) { test(t, true) })
+}
+
 // crashImage copies the data directory of a running store: the files as
 // a crash of the process (or of a machine that had synced them) leaves
 // them.
@@ -170,37 +188,47 @@ func reopen(t *testing.T, dir string) *Store {
 // TestRecoverFromLog: updates acknowledged but not yet in bbolt when the
 // process dies are applied from the log when the store opens again, with
 // their positions.
-func TestRecoverFromLog(t *testing.T) {
+func TestRecoverFromLog(t *testing.T) { bothModes(t, testRecoverFromLog) }
+
+func testRecoverFromLog(t *testing.T, buffered bool) {
 	dir := t.TempDir()
-	s := stalled(t, dir, Config{})
+	s := stalled(t, dir, Config{bufferedWAL: buffered})
 	appendIDs(t, s, "a", "b")
 	if got := storedIDs(t, s); !slices.Equal(got, []string{"a", "b"}) { // hurries the applier
 		t.Fatalf("Read = %v", got)
 	}
-	appendIDs(t, s, "c", "d", "e")
+	appendIDs(t, s, "c", "d")
+	// A frame of many blocks (the O_DIRECT buffer grows), then a small one
+	// in the block where it ends.
+	if err := s.Append(context.Background(), &hub.Update{ID: "big", Topics: []string{"t"}, Data: strings.Repeat("z", 100<<10)}); err != nil {
+		t.Fatal(err)
+	}
+	appendIDs(t, s, "e")
 	if n := s.inDB.Load(); n != 2 {
 		t.Fatalf("bbolt holds up to seq %d; want 2 (the applier should be waiting)", n)
 	}
 	img := crashImage(t, dir)
 	r := reopen(t, img)
-	if got, want := storedIDs(t, r), []string{"a", "b", "c", "d", "e"}; !slices.Equal(got, want) {
+	if got, want := storedIDs(t, r), []string{"a", "b", "c", "d", "big", "e"}; !slices.Equal(got, want) {
 		t.Errorf("after the crash: %v; want %v", got, want)
 	}
-	if pos, err := r.Lookup(context.Background(), "e"); err != nil || pos.Seq != 5 || pos.Epoch != s.epoch {
-		t.Errorf("Lookup(e) = %v, %v; want seq 5 of epoch %s", pos, err, s.epoch)
+	if pos, err := r.Lookup(context.Background(), "e"); err != nil || pos.Seq != 6 || pos.Epoch != s.epoch {
+		t.Errorf("Lookup(e) = %v, %v; want seq 6 of epoch %s", pos, err, s.epoch)
 	}
 	// The next append follows on.
 	u := &hub.Update{ID: "f", Topics: []string{"t"}}
-	if err := r.Append(context.Background(), u); err != nil || u.Pos.Seq != 6 {
-		t.Errorf("append after recovery: seq %d, %v; want 6", u.Pos.Seq, err)
+	if err := r.Append(context.Background(), u); err != nil || u.Pos.Seq != 7 {
+		t.Errorf("append after recovery: seq %d, %v; want 7", u.Pos.Seq, err)
 	}
 }
 
 // TestRecoverTornFrame: a frame whose write was cut short (it was never
 // acknowledged) ends the log; the frames before it are recovered.
-func TestRecoverTornFrame(t *testing.T) {
+func TestRecoverTornFrame(t *testing.T) { bothModes(t, testRecoverTornFrame) }
+
+func testRecoverTornFrame(t *testing.T, buffered bool) {
 	dir := t.TempDir()
-	s := stalled(t, dir, Config{})
+	s := stalled(t, dir, Config{bufferedWAL: buffered})
 	appendIDs(t, s, "a", "b", "c")
 	img := crashImage(t, dir)
 	seg := onlySegment(t, img)
@@ -221,9 +249,11 @@ func TestRecoverTornFrame(t *testing.T) {
 
 // TestRecoverRefusesGap: a damaged frame followed by good ones means
 // acknowledged updates are gone; Open says so rather than skipping them.
-func TestRecoverRefusesGap(t *testing.T) {
+func TestRecoverRefusesGap(t *testing.T) { bothModes(t, testRecoverRefusesGap) }
+
+func testRecoverRefusesGap(t *testing.T, buffered bool) {
 	dir := t.TempDir()
-	s := stalled(t, dir, Config{})
+	s := stalled(t, dir, Config{bufferedWAL: buffered})
 	appendIDs(t, s, "a", "b", "c")
 	img := crashImage(t, dir)
 	seg := onlySegment(t, img)
@@ -242,14 +272,16 @@ func TestRecoverRefusesGap(t *testing.T) {
 // TestFailedFrameIsOverwritten: a frame whose sync failed may still be on
 // the disk; its appends failed and their seqs are reused, so the next
 // frame goes to the same place and a crash recovers that one, not both.
-func TestFailedFrameIsOverwritten(t *testing.T) {
+func TestFailedFrameIsOverwritten(t *testing.T) { bothModes(t, testFailedFrameIsOverwritten) }
+
+func testFailedFrameIsOverwritten(t *testing.T, buffered bool) {
 	dir := t.TempDir()
 	var fail atomic.Bool
-	s := stalled(t, dir, Config{syncWAL: func(f *os.File) error {
+	s := stalled(t, dir, Config{bufferedWAL: buffered, walFault: func(f *os.File) error {
 		if fail.Load() {
 			return errors.New("injected sync failure")
 		}
-		return fdatasync(f)
+		return nil
 	}})
 	appendIDs(t, s, "a")
 	fail.Store(true)
@@ -270,9 +302,11 @@ func TestFailedFrameIsOverwritten(t *testing.T) {
 // the log stays a few segments long, and what a reused segment held
 // before (including a frame forged inside an update's data, sealed with
 // any salt a publisher could guess) is never recovered.
-func TestReusedSegments(t *testing.T) {
+func TestReusedSegments(t *testing.T) { bothModes(t, testReusedSegments) }
+
+func testReusedSegments(t *testing.T, buffered bool) {
 	dir := t.TempDir()
-	s, err := Open(dir, Config{SegmentSize: 64 << 10})
+	s, err := Open(dir, Config{SegmentSize: 64 << 10, bufferedWAL: buffered})
 	if err != nil {
 		t.Fatal(err)
 	}
