@@ -42,7 +42,7 @@ type Config struct {
 	// default) means no wait.
 	CommitDelay time.Duration
 	// ApplyDelay is how long the applier, which copies logged updates into
-	// bbolt behind the write-ahead log, waits for 1024 of them before a
+	// bbolt behind the write-ahead log, waits for 4096 of them before a
 	// transaction. Reads that need bbolt up to date (Read, Lookup, Bounds,
 	// Size, and Follow from an old position) end the wait. Zero means
 	// 20ms; negative means no wait.

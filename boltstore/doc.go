@@ -19,7 +19,7 @@
 // frame overwrites it; later appends succeed once the cause is gone.
 //
 // An applier goroutine copies logged updates into bbolt behind the log, in
-// transactions of up to 8192 (it waits up to Config.ApplyDelay for 1024),
+// transactions of up to 8192 (it waits up to Config.ApplyDelay for 4096),
 // each committed with bbolt's own fsyncs, and enforces retention there. A
 // log segment is reused once bbolt holds its updates. Read, Lookup, Bounds
 // and Size first wait for bbolt to hold every update logged before the

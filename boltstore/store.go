@@ -72,6 +72,9 @@ type Store struct {
 	// inDB is the newest seq bbolt holds durably, for the writer, which
 	// reuses the log segments holding nothing newer.
 	inDB atomic.Uint64
+	// gathering is set while the applier waits in gather: the writer
+	// wakes it only for a full batch.
+	gathering atomic.Bool
 
 	mu        sync.RWMutex
 	closed    bool
@@ -435,11 +438,14 @@ func (s *Store) log(batch []*request) (queued int) {
 		s.tailFirst += uint64(n - keep)
 	}
 	backlog := s.backlogged()
+	kick := !s.gathering.Load() || len(s.queue) >= applyBatch
 	s.notify()
 	s.mu.Unlock()
-	select {
-	case s.kick <- struct{}{}:
-	default:
+	if kick {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
 	}
 	for _, r := range batch {
 		r.done <- nil
@@ -551,6 +557,8 @@ func (s *Store) gather() {
 		return
 	}
 	timeout := s.cfg.applyAfter(s.cfg.ApplyDelay)
+	s.gathering.Store(true)
+	defer s.gathering.Store(false)
 	for {
 		select {
 		case <-timeout:
@@ -571,7 +579,7 @@ func (s *Store) gather() {
 }
 
 // applyBatch is the backlog at which the applier stops gathering.
-const applyBatch = 1024
+const applyBatch = 4096
 
 // apply commits the queue to bbolt, in transactions of at most maxApply,
 // and, if retention is set, enforces the limits even if the queue is

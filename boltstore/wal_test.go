@@ -227,24 +227,37 @@ func testRecoverFromLog(t *testing.T, buffered bool) {
 func TestRecoverTornFrame(t *testing.T) { bothModes(t, testRecoverTornFrame) }
 
 func testRecoverTornFrame(t *testing.T, buffered bool) {
+	img := damagedImage(t, buffered, func(b []byte, frames []int) {
+		// Frames of one update each: cut the last one in half.
+		last := frames[len(frames)-1]
+		end := last + frameLen(b[last:])
+		clear(b[last+(end-last)/2 : end])
+	})
+	r := reopen(t, img)
+	if got, want := storedIDs(t, r), []string{"a", "b"}; !slices.Equal(got, want) {
+		t.Errorf("after a torn write: %v; want %v", got, want)
+	}
+}
+
+// damagedImage appends a, b and c (one frame each) to a store whose
+// applier waits, and returns a crash image of it whose log segment damage
+// has changed, given the segment's bytes and where its frames start.
+func damagedImage(t *testing.T, buffered bool, damage func(b []byte, frames []int)) string {
+	t.Helper()
 	dir := t.TempDir()
 	s := stalled(t, dir, Config{bufferedWAL: buffered})
 	appendIDs(t, s, "a", "b", "c")
 	img := crashImage(t, dir)
 	seg := onlySegment(t, img)
-	b, _ := os.ReadFile(seg)
-	// Frames of one update each: cut the last one in half.
-	frames := frameOffsets(t, b)
-	last := frames[len(frames)-1]
-	end := frames[len(frames)-1] + frameLen(b[last:])
-	clear(b[last+(end-last)/2 : end])
+	b, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damage(b, frameOffsets(t, b))
 	if err := os.WriteFile(seg, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := reopen(t, img)
-	if got, want := storedIDs(t, r), []string{"a", "b"}; !slices.Equal(got, want) {
-		t.Errorf("after a torn write: %v; want %v", got, want)
-	}
+	return img
 }
 
 // TestRecoverRefusesGap: a damaged frame followed by good ones means
@@ -252,17 +265,9 @@ func testRecoverTornFrame(t *testing.T, buffered bool) {
 func TestRecoverRefusesGap(t *testing.T) { bothModes(t, testRecoverRefusesGap) }
 
 func testRecoverRefusesGap(t *testing.T, buffered bool) {
-	dir := t.TempDir()
-	s := stalled(t, dir, Config{bufferedWAL: buffered})
-	appendIDs(t, s, "a", "b", "c")
-	img := crashImage(t, dir)
-	seg := onlySegment(t, img)
-	b, _ := os.ReadFile(seg)
-	frames := frameOffsets(t, b)
-	b[frames[1]+frameHeadLen] ^= 0xff // damage b's frame
-	if err := os.WriteFile(seg, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	img := damagedImage(t, buffered, func(b []byte, frames []int) {
+		b[frames[1]+frameHeadLen] ^= 0xff // damage b's frame
+	})
 	_, err := Open(img, Config{})
 	if !errors.Is(err, errCorrupt) || !strings.Contains(err.Error(), "seq 3 and later are intact") {
 		t.Fatalf("Open of a log with a damaged frame before intact ones: %v; want an error saying so", err)
