@@ -19,6 +19,14 @@ import (
 // at most this much longer for its commit.
 const maxCommitDelay = 100 * time.Millisecond
 
+// minSegmentSize and maxSegmentSize bound --wal-segment-size: below 64 KiB
+// the log would switch segments (a rename and two syncs) every few
+// frames; above 1 GiB a new segment takes seconds to fill with zeros.
+const (
+	minSegmentSize = 64 << 10
+	maxSegmentSize = 1 << 30
+)
+
 func serve(ctx context.Context, stdio IO, args []string) error {
 	fs := flagSet("serve", "serve [flags]", stdio)
 	var (
@@ -54,6 +62,7 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 	fs.StringVar(&cfg.Engine, "store", "bolt", "where history is kept: bolt (durable, in --data), memory (lost on exit), or a shared engine for several hubs: redis://HOST:PORT (Redis Streams) or nats://HOST:PORT (NATS JetStream)")
 	fs.StringVar(&cfg.DataDir, "data", server.DefaultDataDir, "`directory` of the bolt store")
 	fs.DurationVar(&cfg.CommitDelay, "commit-delay", 0, "bolt store: how long a commit waits for more publishes when the previous one carried at least 32: fewer commits, less CPU per publish with hundreds of concurrent publishers (e.g. 2ms; see docs/BENCHMARKS.md); 0: never wait")
+	fs.Int64Var(&cfg.SegmentSize, "wal-segment-size", 0, "bolt store: `bytes` per write-ahead log segment; the log keeps one being written and up to two spare (0: 4 MiB; at least 65536)")
 	fs.IntVar(&cfg.Retention.MaxUpdates, "max-updates", 0, "updates of history to keep (0: 1000000 for bolt, 10000 for memory; negative: no limit, bolt only)")
 	fs.Int64Var(&cfg.Retention.MaxBytes, "max-bytes", 0, "bytes of history to keep (0: 1 GiB for bolt, 64 MiB for memory; negative: no limit, bolt only)")
 	fs.DurationVar(&cfg.Retention.MaxAge, "max-age", 0, "how long history is kept (0: 24h for bolt, no limit for memory; negative: no limit)")
@@ -113,6 +122,9 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 		}
 		if cfg.CommitDelay < 0 || cfg.CommitDelay > maxCommitDelay {
 			return usagef("%s must be between 0 and %v", from("commit-delay"), maxCommitDelay)
+		}
+		if cfg.SegmentSize != 0 && (cfg.SegmentSize < minSegmentSize || cfg.SegmentSize > maxSegmentSize) {
+			return usagef("%s must be 0 (4 MiB) or between %d and %d bytes", from("wal-segment-size"), minSegmentSize, maxSegmentSize)
 		}
 	case "memory":
 		if cfg.Retention.MaxUpdates < 0 || cfg.Retention.MaxBytes < 0 {

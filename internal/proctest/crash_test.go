@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,6 +26,7 @@ func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 	addr := freeAddr(t)
 	tok := token(t)
 	const publishers = 8
+	pad := strings.Repeat(".", 1000)
 	rounds := 20
 	if testing.Short() {
 		rounds = 2
@@ -33,7 +36,9 @@ func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 	attempted := map[string]bool{}
 	var mu sync.Mutex
 	for round := 0; round < rounds && time.Now().Before(budget); round++ {
-		p := startHub(t, addr, "--data", dir)
+		// Small log segments and 1 KB events: kills land around segment
+		// switches and reuse.
+		p := startHub(t, addr, "--data", dir, "--wal-segment-size", "65536")
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
 		for g := range publishers {
@@ -45,7 +50,7 @@ func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 					mu.Lock()
 					attempted[id] = true
 					mu.Unlock()
-					status, body, err := publish(ctx, c, p.url, tok, url.Values{"topic": {"crash"}, "id": {id}, "data": {"payload " + id}})
+					status, body, err := publish(ctx, c, p.url, tok, url.Values{"topic": {"crash"}, "id": {id}, "data": {"payload " + id + pad}})
 					if err != nil || status != http.StatusOK {
 						return // the hub died (or is dying) under us
 					}
@@ -104,7 +109,12 @@ func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 	if total == 0 {
 		t.Fatal("no publish was acknowledged: the test proved nothing")
 	}
-	t.Logf("%d rounds; %d acknowledged, %d attempted, %d in history", rounds, total, len(attempted), len(history))
+	segs, _ := os.ReadDir(filepath.Join(dir, "wal"))
+	var newest string
+	for _, e := range segs {
+		newest = max(newest, e.Name())
+	}
+	t.Logf("%d rounds; %d acknowledged, %d attempted, %d in history; newest log segment %s (one per start, the rest switches)", rounds, total, len(attempted), len(history), newest)
 
 	// Resume from the middle of history over the stream: exactly the IDs
 	// after it, in order.

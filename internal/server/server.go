@@ -71,6 +71,9 @@ type Config struct {
 	// to share a commit under heavy publishing (boltstore.Config.CommitDelay).
 	// Zero means no wait.
 	CommitDelay time.Duration
+	// SegmentSize is the size of the embedded store's write-ahead log
+	// segments (boltstore.Config.SegmentSize). Zero means 4 MiB.
+	SegmentSize int64
 	// Retention bounds the history the store keeps. Zero fields mean the
 	// store's defaults.
 	Retention Retention
@@ -181,6 +184,7 @@ func openStore(cfg Config, topics hub.TopicLimits) (hub.Store, error) {
 			MaxAge:      cfg.Retention.MaxAge,
 			TopicLimits: topics,
 			CommitDelay: cfg.CommitDelay,
+			SegmentSize: cfg.SegmentSize,
 		})
 	case "memory":
 		r := cfg.Retention
