@@ -110,6 +110,13 @@ type request struct {
 	seq    uint64       // set once logged
 }
 
+// newRequest returns the request to append u, whose record is rec.
+func (s *Store) newRequest(u *hub.Update, rec []byte) *request {
+	r := &request{u: u, rec: rec, idp: idPrefix(u.ID)}
+	r.votes, r.pinned = votes(s.cfg.TopicLimits, u)
+	return r
+}
+
 const (
 	pending int32 = iota
 	taken
@@ -179,8 +186,8 @@ func (s *Store) recover() error {
 			if err != nil {
 				return fmt.Errorf("%w at seq %d in the write-ahead log", err, seq)
 			}
-			batch[i] = &request{u: u, rec: b, idp: idPrefix(u.ID), seq: seq}
-			batch[i].votes, batch[i].pinned = votes(s.cfg.TopicLimits, u)
+			batch[i] = s.newRequest(u, b)
+			batch[i].seq = seq
 		}
 		publish, err := s.commit(batch)
 		if err != nil {
@@ -191,7 +198,7 @@ func (s *Store) recover() error {
 		rec.recs = rec.recs[n:]
 	}
 	s.next = s.dbNext
-	if err := w.start(s.dbNext - 1); err != nil {
+	if err := w.next(s.dbNext - 1); err != nil { // every segment is applied
 		return err
 	}
 	s.wal = w
@@ -276,9 +283,8 @@ func (s *Store) Append(ctx context.Context, u *hub.Update) error {
 	if u.Time.IsZero() {
 		u.Time = s.cfg.Now()
 	}
-	r := &request{u: u, rec: encode(make([]byte, 0, encodedSize(u)), u), done: make(chan error, 1)}
-	r.idp = idPrefix(u.ID)
-	r.votes, r.pinned = votes(s.cfg.TopicLimits, u)
+	r := s.newRequest(u, encode(make([]byte, 0, encodedSize(u)), u))
+	r.done = make(chan error, 1)
 	select {
 	case s.reqs <- r:
 	case <-s.quit:
@@ -442,10 +448,7 @@ func (s *Store) log(batch []*request) (queued int) {
 	s.notify()
 	s.mu.Unlock()
 	if kick {
-		select {
-		case s.kick <- struct{}{}:
-		default:
-		}
+		poke(s.kick)
 	}
 	for _, r := range batch {
 		r.done <- nil
@@ -471,20 +474,7 @@ func (s *Store) backlogged() bool {
 // drainBacklog waits until the applier has brought the backlog below
 // its bounds, applying fails, or the store closes.
 func (s *Store) drainBacklog() {
-	for {
-		s.mu.RLock()
-		done := !s.backlogged() || s.applyErr != nil
-		changed := s.changed
-		s.mu.RUnlock()
-		if done {
-			return
-		}
-		select {
-		case <-changed:
-		case <-s.quit:
-			return
-		}
-	}
+	s.await(func() bool { return !s.backlogged() || s.applyErr != nil }, s.quit, nil)
 }
 
 // healthy returns nil unless the last attempt to apply to bbolt failed.
@@ -497,22 +487,42 @@ func (s *Store) healthy() error {
 	if err == nil {
 		return nil
 	}
-	select {
-	case s.kick <- struct{}{}:
-	default:
+	poke(s.kick)
+	if !s.await(func() bool { return s.attempts > attempts }, s.quit, nil) {
+		return hub.ErrClosed
 	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.applyErr
+}
+
+// await waits until done, called with s.mu held for reading, holds, after
+// every frame and every apply; it pokes nudge (if not nil) before each
+// wait. It returns false if stop is closed first.
+func (s *Store) await(done func() bool, stop <-chan struct{}, nudge chan struct{}) bool {
 	for {
 		s.mu.RLock()
-		err, done, changed := s.applyErr, s.attempts > attempts, s.changed
+		ok, changed := done(), s.changed
 		s.mu.RUnlock()
-		if done {
-			return err
+		if ok {
+			return true
+		}
+		if nudge != nil {
+			poke(nudge)
 		}
 		select {
 		case <-changed:
-		case <-s.quit:
-			return hub.ErrClosed
+		case <-stop:
+			return false
 		}
+	}
+}
+
+// poke signals ch (capacity 1) unless a signal is already pending.
+func poke(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
 	}
 }
 
@@ -753,23 +763,14 @@ func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(make([]byt
 func (s *Store) settle(ctx context.Context) error {
 	s.mu.RLock()
 	target := s.last
-	for !s.closed && s.applied < target && s.applyErr == nil {
-		changed := s.changed
-		s.mu.RUnlock()
-		select {
-		case s.hurry <- struct{}{}:
-		default:
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		s.mu.RLock()
-	}
-	closed := s.closed
 	s.mu.RUnlock()
-	if closed {
+	settled := func() bool { return s.closed || s.applied >= target || s.applyErr != nil }
+	if !s.await(settled, ctx.Done(), s.hurry) {
+		return ctx.Err()
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
 		return hub.ErrClosed
 	}
 	return nil

@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -194,7 +195,7 @@ type recovered struct {
 // openWAL reads the log in dir/wal (creating the directory if needed) and
 // returns the records with seqs from next on. It fails if the log skips
 // seqs after next, or starts after it. The wal it returns has no segment
-// to write to yet: start gives it one, once the caller has applied the
+// to write to yet: next gives it one, once the caller has applied the
 // records.
 func openWAL(dir string, size int64, next uint64, buffered bool, fault func(*os.File) error) (*wal, recovered, error) {
 	var rec recovered
@@ -218,7 +219,7 @@ func openWAL(dir string, size int64, next uint64, buffered bool, fault func(*os.
 		}
 		w.segs = append(w.segs, &segment{num: num})
 	}
-	slices.SortFunc(w.segs, func(a, b *segment) int { return compareU64(a.num, b.num) })
+	slices.SortFunc(w.segs, func(a, b *segment) int { return cmp.Compare(a.num, b.num) })
 	want := next // the seq the next record must have
 	done := false
 	for _, sg := range w.segs {
@@ -288,23 +289,7 @@ func findFrame(b []byte, salt uint64, from int) (at int, first uint64) {
 	return -1, 0
 }
 
-func compareU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 func (w *wal) path(num uint64) string { return filepath.Join(w.dir, fmt.Sprintf("%016x", num)) }
-
-// start makes a new segment the one being written; every record in the
-// log must be durable in bbolt (applied is its newest seq).
-func (w *wal) start(applied uint64) error {
-	return w.next(applied)
-}
 
 // append writes the frame of recs (seqs first, first+1, ...) and syncs
 // it. applied is the newest seq bbolt holds durably: segments holding
