@@ -75,6 +75,11 @@ type Store struct {
 	// gathering is set while the applier waits in gather: the writer
 	// wakes it only for a full batch.
 	gathering atomic.Bool
+	// awaited is how many queued appends the writer waits for in wait
+	// (0 when it is not waiting); the Append that queues the last of them
+	// signals filled.
+	awaited atomic.Int64
+	filled  chan struct{}
 
 	mu        sync.RWMutex
 	closed    bool
@@ -154,6 +159,7 @@ func Open(dir string, cfg Config) (*Store, error) {
 		writerDone:  make(chan struct{}),
 		applierDone: make(chan struct{}),
 		kick:        make(chan struct{}, 1),
+		filled:      make(chan struct{}, 1),
 		hurry:       make(chan struct{}, 1),
 		changed:     make(chan struct{}),
 	}
@@ -287,6 +293,9 @@ func (s *Store) Append(ctx context.Context, u *hub.Update) error {
 	r.done = make(chan error, 1)
 	select {
 	case s.reqs <- r:
+		if n := s.awaited.Load(); n > 0 && int64(len(s.reqs)) >= n {
+			poke(s.filled)
+		}
 	case <-s.quit:
 		return hub.ErrClosed
 	case <-ctx.Done():
@@ -374,18 +383,31 @@ func (s *Store) drain(batch []*request) []*request {
 // (while one half's frame syncs, the other half queues). A frame waits,
 // briefly, for the appenders of the previous frame and those that queued
 // during it: then every frame carries them all.
+//
+// The writer does not take the appends one by one as they arrive: it
+// sleeps until the Append that queues the last one it waits for wakes it
+// (see awaited). Waking it for each append would cost a switch of
+// goroutines per append, on the cores the appenders need.
 func (s *Store) wait(batch []*request, timeout <-chan time.Time, want int) []*request {
-	for len(batch) < want {
-		select {
-		case r := <-s.reqs:
-			batch = s.take(batch, r)
-		case <-timeout:
+	defer s.awaited.Store(0)
+	for {
+		batch = s.drain(batch)
+		need := want - len(batch)
+		if need <= 0 {
 			return batch
+		}
+		s.awaited.Store(int64(need))
+		if len(s.reqs) >= need {
+			continue // they queued before the store: no signal comes
+		}
+		select {
+		case <-s.filled: // maybe an old signal: drain and check again
+		case <-timeout:
+			return s.drain(batch)
 		case <-s.quit:
 			return batch
 		}
 	}
-	return batch
 }
 
 // take adds r to batch unless its Append was canceled.
