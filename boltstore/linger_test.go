@@ -3,6 +3,9 @@ package boltstore
 import (
 	"context"
 	"fmt"
+	"os"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -135,5 +138,65 @@ func TestCommitDelayOnlyUnderLoad(t *testing.T) {
 				t.Errorf("%d commits waited, want none", n)
 			}
 		})
+	}
+}
+
+// TestFrameWaitsForPreviousAppenders checks how a frame fills: it waits
+// for as many appends as the previous frame carried plus those that queued
+// while it was written, is written as soon as the last of them is queued
+// (the timer does not have to fire), and is written with what it has when
+// the timer fires.
+func TestFrameWaitsForPreviousAppenders(t *testing.T) {
+	clock := newDelayClock()
+	hold := make(chan struct{})
+	var held atomic.Bool
+	s, err := Open(t.TempDir(), Config{fillAfter: clock.after, walFault: func(*os.File) error {
+		if held.CompareAndSwap(false, true) {
+			<-hold // the first frame's write, until b, c and d are queued
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	a := appendAsync(s, "a")
+	for len(s.reqs) > 0 || !held.Load() {
+		runtime.Gosched()
+	}
+	b, c, d := appendAsync(s, "b"), appendAsync(s, "c"), appendAsync(s, "d")
+	for len(s.reqs) < 3 {
+		runtime.Gosched()
+	}
+	close(hold)
+	if err := <-a; err != nil {
+		t.Fatal(err)
+	}
+	// The next frame expects 1 (a's frame) + 3 (queued meanwhile) = 4: it
+	// takes b, c and d, and waits for one more.
+	if d := <-clock.started; d != 200*time.Microsecond {
+		t.Fatalf("the frame waited %v, want 200µs", d)
+	}
+	<-clock.fire // never fired
+	e := appendAsync(s, "e")
+	for _, done := range []<-chan error{b, c, d, e} {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := frames(s); got != 2 {
+		t.Fatalf("a, then b to e, took %d frames, want 2", got)
+	}
+
+	// The next expects 4 again; f comes alone, and the timer ends the wait.
+	f := appendAsync(s, "f")
+	<-clock.started
+	(<-clock.fire) <- time.Now()
+	if err := <-f; err != nil {
+		t.Fatal(err)
+	}
+	if got := frames(s); got != 3 {
+		t.Fatalf("f took %d frames, want 1", got-2)
 	}
 }
