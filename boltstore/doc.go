@@ -9,7 +9,8 @@
 // Concurrent appends share one frame and one fdatasync (group commit): a
 // single writer goroutine takes every pending append, waits briefly for
 // the appenders of its previous frame to come back (so that frames do not
-// settle at half the appenders), logs them, and only then assigns their
+// settle at half the appenders; the Append that queues the last of them
+// wakes it), logs them, and only then assigns their
 // positions, wakes followers and releases the callers. With
 // Config.CommitDelay set, a frame that follows one of at least 32 appends
 // first waits that long for more. Sequence numbers are therefore assigned
