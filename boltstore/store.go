@@ -77,8 +77,11 @@ type Store struct {
 	gathering atomic.Bool
 	// awaited is how many queued appends the writer waits for in wait
 	// (0 when it is not waiting); the Append that queues the last of them
-	// signals filled.
+	// signals filled. inbox counts the requests sent to reqs and not yet
+	// taken: the writer stores awaited then reads inbox, an Append adds to
+	// inbox then reads awaited, so one of them sees the other's write.
 	awaited atomic.Int64
+	inbox   atomic.Int64
 	filled  chan struct{}
 
 	mu        sync.RWMutex
@@ -293,7 +296,8 @@ func (s *Store) Append(ctx context.Context, u *hub.Update) error {
 	r.done = make(chan error, 1)
 	select {
 	case s.reqs <- r:
-		if n := s.awaited.Load(); n > 0 && int64(len(s.reqs)) >= n {
+		k := s.inbox.Add(1)
+		if n := s.awaited.Load(); n > 0 && k >= n {
 			poke(s.filled)
 		}
 	case <-s.quit:
@@ -397,7 +401,7 @@ func (s *Store) wait(batch []*request, timeout <-chan time.Time, want int) []*re
 			return batch
 		}
 		s.awaited.Store(int64(need))
-		if len(s.reqs) >= need {
+		if s.inbox.Load() >= int64(need) {
 			continue // they queued before the store: no signal comes
 		}
 		select {
@@ -410,8 +414,10 @@ func (s *Store) wait(batch []*request, timeout <-chan time.Time, want int) []*re
 	}
 }
 
-// take adds r to batch unless its Append was canceled.
+// take adds r, just received from reqs, to batch unless its Append was
+// canceled.
 func (s *Store) take(batch []*request, r *request) []*request {
+	s.inbox.Add(-1)
 	if r.state.CompareAndSwap(pending, taken) {
 		batch = append(batch, r)
 	}
