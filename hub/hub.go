@@ -269,15 +269,23 @@ func (h *Hub) dispatch(u *Update) {
 // accepted u; delivery to subscribers follows asynchronously. Validation
 // errors wrap ErrInvalidUpdate. Publish takes ownership of u.
 //
-// When u.IdempotencyKey was already published within the idempotency
-// window, or is being published concurrently, Publish stores nothing and
-// returns the ID of that first publish.
+// When u.IdempotencyKey was already published by the same u.Publisher
+// within the idempotency window, or is being published concurrently,
+// Publish stores nothing and returns the ID of that first publish. A key
+// belongs to its publisher: the same key from another publisher is another
+// publish. Publish replaces u.IdempotencyKey with the key scoped by
+// u.Publisher, which the store persists, and clears u.Publisher.
 func (h *Hub) Publish(ctx context.Context, u *Update) (string, error) {
 	if err := ValidateUpdate(u); err != nil {
 		return "", err
 	}
+	key := ""
 	if u.IdempotencyKey != "" {
-		return h.idem.do(ctx, u.IdempotencyKey, func() (string, error) { return h.publish(ctx, u) })
+		key = scopedKey(u.Publisher, u.IdempotencyKey)
+	}
+	u.IdempotencyKey, u.Publisher = key, ""
+	if key != "" {
+		return h.idem.do(ctx, key, func() (string, error) { return h.publish(ctx, u) })
 	}
 	return h.publish(ctx, u)
 }

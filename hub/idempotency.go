@@ -3,6 +3,10 @@ package hub
 import (
 	"container/list"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"strings"
 	"sync"
 	"time"
 )
@@ -11,11 +15,15 @@ import (
 // window of time, so that a retried publish returns the first publish's ID
 // instead of storing the update again.
 //
-// The key travels inside the update, so it is exactly as durable as the
-// update: after a restart the hub relearns the keys of recent history, and
-// updates appended by other hubs sharing the store are learned when they
-// are dispatched. Two hubs receiving the same key at the same instant can
-// both append; engines with native deduplication close that window.
+// A key belongs to its publisher (Update.Publisher): the hub remembers,
+// and stores, the scoped key derived from both (see scopedKey), so the
+// same key from two publishers names two publishes.
+//
+// The scoped key travels inside the update, so it is exactly as durable as
+// the update: after a restart the hub relearns the keys of recent history,
+// and updates appended by other hubs sharing the store are learned when
+// they are dispatched. Two hubs receiving the same key at the same instant
+// can both append; engines with native deduplication close that window.
 type idempotency struct {
 	window time.Duration
 	max    int
@@ -45,9 +53,11 @@ func newIdempotency(window time.Duration, max int, now func() time.Time) *idempo
 	}
 }
 
-// learn records that key produced id at time at.
+// learn records that the scoped key produced id at time at. A key that is
+// not scoped is ignored: it was stored by a version of the hub that did
+// not scope keys, so no publisher can be told it is theirs.
 func (c *idempotency) learn(key, id string, at time.Time) {
-	if key == "" {
+	if !isScopedKey(key) {
 		return
 	}
 	c.mu.Lock()
@@ -103,4 +113,35 @@ func (c *idempotency) do(ctx context.Context, key string, publish func() (string
 	c.mu.Unlock()
 	close(call.done)
 	return call.id, call.err
+}
+
+// scopedKeyPrefix starts every scoped key, and names its derivation.
+const scopedKeyPrefix = "s1:"
+
+// scopedKeyLen is the length of every scoped key: the prefix and 43
+// base64url characters of a SHA-256.
+const scopedKeyLen = len(scopedKeyPrefix) + 43
+
+// scopedKey is the key the hub remembers and stores for key published by
+// publisher: "s1:" and the unpadded base64url SHA-256 of publisher's
+// length (a uvarint), publisher and key. The length prefix keeps every
+// (publisher, key) pair apart; the fixed length bounds what each update
+// carries, whatever the key, and the engines' deduplication (a JetStream
+// Nats-Msg-Id) sees the scoped key too. Stable across hubs and versions:
+// every hub sharing a store derives the same scoped key.
+func scopedKey(publisher, key string) string {
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	h.Write(n[:binary.PutUvarint(n[:], uint64(len(publisher)))])
+	h.Write([]byte(publisher))
+	h.Write([]byte(key))
+	return scopedKeyPrefix + base64.RawURLEncoding.EncodeToString(h.Sum(nil))
+}
+
+// isScopedKey reports whether k has the form of a scoped key. A bare key
+// from a version that did not scope keys has it only if a publisher chose
+// such a key, and then it names no publisher's key but by a SHA-256
+// collision.
+func isScopedKey(k string) bool {
+	return len(k) == scopedKeyLen && strings.HasPrefix(k, scopedKeyPrefix)
 }

@@ -33,7 +33,8 @@ type Store interface {
 	// callback. When it returns an error, u is not acknowledged and no
 	// follower receives it (a store may still find it after a crash in the
 	// middle of a failing fsync, as a database may). Stores must persist
-	// every field of u, IdempotencyKey included.
+	// every field of u, IdempotencyKey included (Publisher, which the hub
+	// folds into IdempotencyKey, is always empty).
 	Append(ctx context.Context, u *Update) error
 
 	// Lookup returns the position of the earliest retained update whose ID

@@ -32,9 +32,19 @@ type Update struct {
 	// Pos is the update's place in the log, assigned by Store.Append.
 	Pos Position
 	// IdempotencyKey, when set, identifies the publish request: a retry
-	// with the same key within the hub's IdempotencyWindow returns the
-	// first publish's ID and stores nothing. Stores persist it.
+	// by the same Publisher with the same key within the hub's
+	// IdempotencyWindow returns the first publish's ID and stores nothing.
+	// Publish replaces it with the key scoped by Publisher (an opaque
+	// "s1:" string of fixed length), which stores persist.
 	IdempotencyKey string
+	// Publisher identifies who publishes u, and scopes IdempotencyKey: the
+	// same key from two publishers names two publishes, and neither ever
+	// gets the other's ID. It is any stable string that tells publishers
+	// apart (ssehttp uses the token's subject, else its publish grant);
+	// empty is the anonymous publisher, one scope shared by every publish
+	// without one. It is not stored: Publish folds it into IdempotencyKey
+	// and clears it.
+	Publisher string
 
 	frameOnce sync.Once
 	frame     []byte
