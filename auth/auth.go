@@ -50,6 +50,10 @@ const (
 type Grant struct {
 	// Subject identifies the client (the JWT "sub"), for limits and logs.
 	Subject string
+	// Issuer is who issued the credentials (the JWT "iss"); empty when
+	// they do not say. Subjects are unique per issuer only, so the hub
+	// identifies a publisher by both.
+	Issuer string
 	// Publish selects the topics the client may publish to. A publish is
 	// allowed only if every topic of the update is selected.
 	Publish []hub.Matcher

@@ -561,6 +561,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		u.IdempotencyKey = key[0]
+		u.Publisher = publisherIdentity(grant)
 	}
 	if !grant.CanPublish(u.Topics) {
 		h.forbidden(w, r, "token does not grant publishing to every topic of the update")

@@ -28,7 +28,7 @@ type tokenClaims struct {
 // grant builds the grant of verified claims. Any malformed part rejects the
 // whole token: acting on the rest would silently change what it grants.
 func (a *Authenticator) grant(c *tokenClaims) (*auth.Grant, error) {
-	g := &auth.Grant{Subject: c.Subject, Expires: expires(c.ExpiresAt)}
+	g := &auth.Grant{Subject: c.Subject, Issuer: c.Issuer, Expires: expires(c.ExpiresAt)}
 	budget := a.maxMatchers
 	if err := a.mercureClaim(g, c.Mercure, &budget); err != nil {
 		return nil, err

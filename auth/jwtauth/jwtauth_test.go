@@ -512,7 +512,7 @@ func TestMint(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Authenticate: %v", err)
 	}
-	if g.Subject != "bob" || string(g.Payload) != `{"name":"Bob"}` || !g.Expires.Equal(now.Add(time.Hour)) {
+	if g.Subject != "bob" || g.Issuer != "https://app" || string(g.Payload) != `{"name":"Bob"}` || !g.Expires.Equal(now.Add(time.Hour)) {
 		t.Errorf("grant = %+v", g)
 	}
 	if !g.CanPublish([]string{"https://example.com/books/1", "https://example.com/authors/2"}) || g.CanPublish([]string{"urn:x"}) || !g.CanRead([]string{"urn:x"}) {
