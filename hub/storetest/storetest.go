@@ -51,6 +51,7 @@ func Run(t *testing.T, newStore func(t *testing.T) hub.Store) {
 	t.Run("ConcurrentAppend", func(t *testing.T) { testConcurrent(t, open(t)) })
 	t.Run("CallbacksMayUseStore", func(t *testing.T) { testReentrant(t, open(t)) })
 	t.Run("Close", func(t *testing.T) { testClose(t, open(t)) })
+	t.Run("IdempotencyKeyScopedByPublisher", func(t *testing.T) { testIdempotencyScope(t, open(t)) })
 }
 
 // Retention describes a store that can be limited, for RunRetention.
