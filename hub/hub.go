@@ -119,7 +119,8 @@ type Hub struct {
 	count    int
 	closed   bool
 	lastSeq  atomic.Uint64          // seq of the last update dispatched
-	lastID   atomic.Pointer[string] // ID of the last update dispatched
+	last     atomic.Pointer[Update] // the last update dispatched
+	public   atomic.Pointer[Update] // the newest public update known
 	epoch    atomic.Pointer[string]
 }
 
@@ -199,7 +200,8 @@ func (h *Hub) run(ctx context.Context, from Position) {
 					"old_epoch", from.Epoch, "new_epoch", newest.Epoch)
 				h.epoch.Store(&newest.Epoch)
 				h.lastSeq.Store(newest.Seq)
-				h.lastID.Store(nil)
+				h.last.Store(nil)
+				h.public.Store(nil)
 				h.endAll(ErrHistoryLost)
 				from, pause = newest, 100*time.Millisecond
 				continue
@@ -217,7 +219,8 @@ func (h *Hub) run(ctx context.Context, from Position) {
 	}
 }
 
-// relearnKeys reads the idempotency keys of recent history.
+// relearnKeys reads the idempotency keys of recent history, and the
+// newest public update in it.
 func (h *Hub) relearnKeys(newest Position) error {
 	from := Position{Epoch: newest.Epoch}
 	if n := uint64(h.cfg.IdempotencyKeys); newest.Seq > n {
@@ -230,6 +233,9 @@ func (h *Hub) relearnKeys(newest Position) error {
 		}
 		if u.IdempotencyKey != "" && u.Time.After(cutoff) {
 			h.idem.learn(u.IdempotencyKey, u.ID, u.Time)
+		}
+		if !u.Private {
+			h.public.Store(u)
 		}
 		return true
 	})
@@ -246,7 +252,10 @@ func (h *Hub) dispatch(u *Update) {
 	n := 0
 	h.mu.RLock()
 	h.lastSeq.Store(u.Pos.Seq)
-	h.lastID.Store(&u.ID)
+	h.last.Store(u)
+	if !u.Private {
+		h.public.Store(u)
+	}
 	for _, t := range u.Topics {
 		for s := range h.exact[t] {
 			if s.offer(u) {
@@ -491,28 +500,51 @@ func (h *Hub) unregister(s *Subscription) {
 	h.count--
 }
 
-// LastEventID returns the ID of the last update this hub dispatched, or of
-// the newest update in the store before the hub's first dispatch, or
-// Earliest when the log is empty. It is the reconciliation cursor of the
-// Mercure subscriptions API: every update dispatched after it comes later
-// in the log.
-func (h *Hub) LastEventID(ctx context.Context) (string, error) {
-	if id := h.lastID.Load(); id != nil {
-		return *id, nil
+// LastEventScan is how many of the newest updates LastEventID examines,
+// at most, for one its caller may see.
+const LastEventScan = 1000
+
+// LastEventID returns the reconciliation cursor of the Mercure
+// subscriptions API for a caller that may read the private updates
+// canRead allows (nil: public updates only): the ID of the newest update
+// the caller may see, among the last update this hub dispatched (or,
+// before its first dispatch, the newest in the store) and the
+// LastEventScan updates before it; else the ID of the newest public
+// update the hub knows; else Earliest. Every update the caller may see
+// that is dispatched after it comes later in the log. It is never the ID
+// of a private update the caller may not read, so the cursor discloses
+// nothing: it is a point in the caller's own view of the log.
+func (h *Hub) LastEventID(ctx context.Context, canRead func(topics []string) bool) (string, error) {
+	visible := func(u *Update) bool { return !u.Private || canRead != nil && canRead(u.Topics) }
+	if u := h.last.Load(); u != nil && visible(u) {
+		return u.ID, nil
 	}
 	seq, epoch := h.lastSeq.Load(), *h.epoch.Load()
 	if seq == 0 {
 		return Earliest, nil
 	}
-	id := Earliest
-	err := h.store.Read(ctx, Position{Seq: seq - 1, Epoch: epoch}, func(u *Update) bool {
-		if u.Pos.Seq <= seq {
+	from := Position{Epoch: epoch}
+	if seq > LastEventScan {
+		from.Seq = seq - LastEventScan
+	}
+	id := ""
+	err := h.store.Read(ctx, from, func(u *Update) bool {
+		if u.Pos.Seq > seq {
+			return false
+		}
+		if visible(u) {
 			id = u.ID
 		}
-		return false
+		return true
 	})
-	if err != nil {
+	switch {
+	case err != nil:
 		return "", err
+	case id != "":
+		return id, nil
 	}
-	return id, nil
+	if u := h.public.Load(); u != nil {
+		return u.ID, nil
+	}
+	return Earliest, nil
 }

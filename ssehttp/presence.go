@@ -1,7 +1,10 @@
 package ssehttp
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -270,8 +273,10 @@ func (h *Handler) subscriptions(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), presenceTimeout)
 	defer cancel()
 	// The cursor first, then the list: any change the list misses has its
-	// event after the cursor (the registry changes before the event).
-	cursor, err := h.cfg.Hub.LastEventID(ctx)
+	// event after the cursor (the registry changes before the event). It
+	// is the newest update the caller may see, so that it discloses no ID
+	// of a private update the caller may not read.
+	cursor, err := h.cfg.Hub.LastEventID(ctx, grant.CanRead)
 	if err != nil {
 		h.log.Warn("subscriptions: cannot read the last event id", "err", err)
 		h.fail(w, r, http.StatusServiceUnavailable, "subscriptions unavailable")
@@ -303,8 +308,10 @@ func (h *Handler) subscriptions(w http.ResponseWriter, r *http.Request) {
 		}
 		body = docs[0]
 	}
+	var buf bytes.Buffer
+	_ = json.NewEncoder(&buf).Encode(body)
 	hd := w.Header()
-	etag := `"` + etagValue(cursor) + `"`
+	etag := subscriptionsETag(cursor, buf.Bytes())
 	hd.Set("ETag", etag)
 	hd.Set("Cache-Control", "must-revalidate")
 	hd.Set("Link", "<"+h.hubURL.String()+`>; rel="mercure"; last-event-id="`+linkQuote(cursor)+`"; type="mercure"; content-type="application/json"`)
@@ -315,7 +322,7 @@ func (h *Handler) subscriptions(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodGet {
-		_ = json.NewEncoder(w).Encode(body)
+		_, _ = w.Write(buf.Bytes())
 	}
 }
 
@@ -374,22 +381,17 @@ func (h *Handler) parseSubscriptionsPath(escaped string) (f subscriptionsFilter,
 	return f, single, true
 }
 
-// etagValue makes an event ID the content of an entity tag: bytes outside
-// etagc, and "%" itself, are percent-encoded.
-func etagValue(id string) string {
-	var b strings.Builder
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if c < 0x21 || c == '"' || c == '%' || c == 0x7f {
-			const hex = "0123456789ABCDEF"
-			b.WriteByte('%')
-			b.WriteByte(hex[c>>4])
-			b.WriteByte(hex[c&0x0f])
-			continue
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
+// subscriptionsETag is the entity tag of a subscriptions API answer: a
+// digest of its cursor and body, which changes whenever either does and
+// discloses nothing the answer does not show. (The cursor alone would not
+// do: a caller that may not read the subscription events would keep the
+// same cursor while the list changes.)
+func subscriptionsETag(cursor string, body []byte) string {
+	h := sha256.New()
+	h.Write([]byte(cursor))
+	h.Write([]byte{0})
+	h.Write(body)
+	return `"` + base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16]) + `"`
 }
 
 // linkQuote escapes a value for a quoted-string of a Link header.

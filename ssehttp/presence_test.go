@@ -135,8 +135,8 @@ func TestSubscriptionEventsAndAPI(t *testing.T) {
 		t.Errorf("Link = %s\nwant   %s", link, want)
 	}
 	etag := resp.Header.Get("ETag")
-	if etag != `"`+lastID+`"` {
-		t.Errorf("ETag = %s, want the cursor %q", etag, lastID)
+	if etag != subscriptionsETag(lastID, []byte(body)) {
+		t.Errorf("ETag = %s, want the digest of the cursor %q and the body", etag, lastID)
 	}
 	if resp, _ := f.get(t, SubscriptionsPath, http.Header{"Authorization": {"Bearer watch"}, "If-None-Match": {etag}}); resp.StatusCode != http.StatusNotModified {
 		t.Errorf("GET with If-None-Match of the current cursor: %d, want 304", resp.StatusCode)
