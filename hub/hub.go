@@ -523,28 +523,38 @@ func (h *Hub) LastEventID(ctx context.Context, canRead func(topics []string) boo
 	if seq == 0 {
 		return Earliest, nil
 	}
-	from := Position{Epoch: epoch}
-	if seq > LastEventScan {
-		from.Seq = seq - LastEventScan
-	}
-	id := ""
-	err := h.store.Read(ctx, from, func(u *Update) bool {
-		if u.Pos.Seq > seq {
-			return false
+	// The newest few first, then the rest of the scan: a caller that sees
+	// much of the traffic costs a short read.
+	upto := seq
+	for _, n := range [...]uint64{lastEventNear, LastEventScan} {
+		from := Position{Seq: seq - min(seq, n), Epoch: epoch}
+		id := ""
+		err := h.store.Read(ctx, from, func(u *Update) bool {
+			if u.Pos.Seq > upto {
+				return false
+			}
+			if visible(u) {
+				id = u.ID
+			}
+			return true
+		})
+		if err != nil {
+			return "", err
 		}
-		if visible(u) {
-			id = u.ID
+		if id != "" {
+			return id, nil
 		}
-		return true
-	})
-	switch {
-	case err != nil:
-		return "", err
-	case id != "":
-		return id, nil
+		if from.Seq == 0 {
+			break // nothing older to read
+		}
+		upto = from.Seq
 	}
 	if u := h.public.Load(); u != nil {
 		return u.ID, nil
 	}
 	return Earliest, nil
 }
+
+// lastEventNear is how many of the newest updates LastEventID reads
+// first.
+const lastEventNear = 32

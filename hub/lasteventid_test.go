@@ -35,6 +35,8 @@ func TestLastEventIDIsVisible(t *testing.T) {
 		{"readable private", []upd{{"p", "news", false}, {"m", "mine", true}, {"s", "secret", true}}, "p", "m"},
 		{"newest visible", []upd{{"m", "mine", true}, {"p", "news", false}}, "p", "p"},
 		{"past the scan, the newest public", append([]upd{{"p", "news", false}, {"m", "mine", true}}, many(LastEventScan)...), "p", "p"},
+		{"within the first read", append([]upd{{"p", "news", false}, {"m", "mine", true}}, many(lastEventNear-1)...), "p", "m"},
+		{"just past the first read", append([]upd{{"p", "news", false}, {"m", "mine", true}}, many(lastEventNear)...), "p", "m"},
 		{"within the scan", append([]upd{{"p", "news", false}, {"m", "mine", true}}, many(LastEventScan-1)...), "p", "m"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
