@@ -19,6 +19,12 @@ const (
 	// DefaultMaxSelectors is the default maximum number of selectors in
 	// one subscribe request.
 	DefaultMaxSelectors = 1000
+	// DefaultMaxVariables is the default maximum number of variables of a
+	// URI template. Templates in use name one to a handful
+	// ("https://example.com/users/{user}/books/{book}"); each variable
+	// adds a group to the regular expression a template compiles to, and
+	// matching time grows with them.
+	DefaultMaxVariables = 16
 	// DefaultCompileCacheSize is the default number of compiled URL
 	// patterns and URI templates a Compiler keeps for reuse.
 	DefaultCompileCacheSize = 4096
@@ -41,6 +47,10 @@ type Config struct {
 	// MaxSelectors is the maximum number of selectors ParseQuery accepts in
 	// one request. Zero means DefaultMaxSelectors.
 	MaxSelectors int
+	// MaxVariables is the maximum number of variables of a Template
+	// selector, counted as they are written: "{a}{a}" and "{a,b}" have two
+	// each. Zero means DefaultMaxVariables.
+	MaxVariables int
 	// CompileCacheSize is how many compiled patterns and templates are kept
 	// so that compiling the same selector again is free. Zero means
 	// DefaultCompileCacheSize; a negative value disables the cache.
@@ -66,6 +76,9 @@ func (c Config) Validate() error {
 	if c.MaxSelectors < 0 {
 		return errors.New("selector: MaxSelectors must not be negative")
 	}
+	if c.MaxVariables < 0 {
+		return errors.New("selector: MaxVariables must not be negative")
+	}
 	return nil
 }
 
@@ -75,6 +88,7 @@ type Compiler struct {
 	base         string
 	maxLength    int
 	maxSelectors int
+	maxVariables int
 	compiled     *compileCache
 	results      *resultCache
 	nextID       atomic.Uint64
@@ -89,6 +103,7 @@ func New(cfg Config) (*Compiler, error) {
 		base:         orDefault(cfg.HubURL, DefaultHubURL),
 		maxLength:    orDefault(cfg.MaxLength, DefaultMaxLength),
 		maxSelectors: orDefault(cfg.MaxSelectors, DefaultMaxSelectors),
+		maxVariables: orDefault(cfg.MaxVariables, DefaultMaxVariables),
 	}
 	c.compiled = newCompileCache(orDefault(cfg.CompileCacheSize, DefaultCompileCacheSize))
 	c.results = newResultCache(orDefault(cfg.MatchCacheBytes, DefaultMatchCacheBytes))

@@ -13,7 +13,8 @@ import (
 // FuzzCompile compiles arbitrary selectors of every kind: Compile never
 // panics, refuses with a one-line *selector.Error, is deterministic (the
 // cache returns what a fresh compiler builds), never accepts a selector
-// longer than the limit, and the matcher it returns answers consistently.
+// longer than the limit nor a template with more variables than the limit,
+// and the matcher it returns answers consistently.
 func FuzzCompile(f *testing.F) {
 	for _, s := range []string{
 		"*", "https://example.com/books/1", "https://example.com/books/:id", "/relative/:x*",
@@ -24,7 +25,7 @@ func FuzzCompile(f *testing.F) {
 			f.Add(uint8(kind), s, "https://example.com/books/1")
 		}
 	}
-	cfg := selector.Config{HubURL: hubURL, MaxLength: 256, MatchCacheBytes: 1 << 16}
+	cfg := selector.Config{HubURL: hubURL, MaxLength: 256, MaxVariables: 8, MatchCacheBytes: 1 << 16}
 	cached, err := selector.New(cfg)
 	if err != nil {
 		f.Fatal(err)
@@ -52,6 +53,9 @@ func FuzzCompile(f *testing.F) {
 		}
 		if len(sel) > 256 {
 			t.Fatalf("accepted a %d-byte selector over the 256-byte limit", len(sel))
+		}
+		if k == selector.Template && strings.Count(sel, "{") > 8 {
+			t.Fatalf("accepted a template with %d expressions over the 8-variable limit", strings.Count(sel, "{"))
 		}
 		if m1.String() != sel || m1.Kind() != k {
 			t.Fatalf("matcher %v %q; want %v %q", m1.Kind(), m1.String(), k, sel)

@@ -116,8 +116,10 @@ func (m *Matcher) Match(topic string) bool {
 
 // Compile returns the Matcher for selector read as kind. It fails with an
 // *Error when the selector is empty, longer than the configured maximum,
-// not valid UTF-8, contains a control or format character, or is not a
-// valid URL pattern or URI template for its kind. "*" compiles to the
+// not valid UTF-8, contains a control or format character, is a URL
+// pattern with more than 16 groups or a URI template with more than the
+// configured maximum of variables, or is not a valid URL pattern or URI
+// template for its kind. "*" compiles to the
 // wildcard for every kind. A Template without "{" is an exact selector.
 //
 // Compile is safe for concurrent use. Compiled patterns are shared through
@@ -161,6 +163,9 @@ func (c *Compiler) Compile(kind Kind, selector string) (*Matcher, error) {
 		}
 		m.pattern = p
 	case Template:
+		if n := templateVariables(selector); n > c.maxVariables {
+			return nil, newError(fmt.Sprintf("template selector has more than %d variables", c.maxVariables), nil)
+		}
 		re, err := templateRegexp(selector)
 		if err != nil {
 			return nil, newError("invalid URI template", err)
@@ -177,6 +182,26 @@ func (c *Compiler) Compile(kind Kind, selector string) (*Matcher, error) {
 // 2000 "*" wildcards take seconds against a 2 KB topic. 16 is far above
 // what a real pattern uses and keeps the worst case to a few milliseconds.
 const maxPatternGroups = 16
+
+// templateVariables counts the variables of a URI template as written: one
+// per name inside each {expression}, a name repeated counting again, since
+// each adds a group to the template's regular expression. It is counted
+// before parsing, so an unclosed expression counts to the end of s.
+func templateVariables(s string) int {
+	n, in := 0, false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '{':
+			in = true
+			n++
+		case c == '}':
+			in = false
+		case c == ',' && in:
+			n++
+		}
+	}
+	return n
+}
 
 // templateRegexp compiles an RFC 6570 template into an anchored regular
 // expression. uritemplate panics (regexp.MustCompile) when the expression it

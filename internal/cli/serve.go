@@ -50,6 +50,7 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", ssehttp.DefaultMaxBodyBytes, "largest publish body, in bytes")
 	fs.IntVar(&cfg.MaxTopics, "max-topics", ssehttp.DefaultMaxTopics, "topics of one publish")
 	fs.IntVar(&cfg.MaxSelectors, "max-selectors", selector.DefaultMaxSelectors, "topic selectors of one subscribe")
+	fs.IntVar(&cfg.MaxTemplateVariables, "max-template-variables", selector.DefaultMaxVariables, "variables of one URI template selector (the v0.24 topic parameter and mercure claim)")
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", server.DefaultReadHeaderTimeout, "time a client has to send its request headers")
 	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", server.DefaultReadTimeout, "time a client has to send a whole request, body included (open streams are exempt)")
 	fs.BoolVar(&cfg.Anonymous, "anonymous", true, "let subscribers without a token receive public updates")
@@ -161,7 +162,7 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 	if r := cfg.Limits.PublishRate; r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
 		return usagef("%s must be a number of publishes per second, or 0", from("publish-rate"))
 	}
-	for _, name := range []string{"max-body-bytes", "max-topics", "max-selectors", "read-header-timeout", "read-timeout"} {
+	for _, name := range []string{"max-body-bytes", "max-topics", "max-selectors", "max-template-variables", "read-header-timeout", "read-timeout"} {
 		if v := fs.Lookup(name).Value.String(); strings.HasPrefix(v, "-") || v == "0" || v == "0s" {
 			return usagef("%s must be positive", from(name))
 		}

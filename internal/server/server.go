@@ -113,6 +113,9 @@ type Config struct {
 	// MaxSelectors caps the topic selectors of one subscribe (400). Zero
 	// means 1000.
 	MaxSelectors int
+	// MaxTemplateVariables caps the variables of one URI template selector
+	// (400). Zero means selector.DefaultMaxVariables.
+	MaxTemplateVariables int
 	// ReadHeaderTimeout bounds reading a request's headers. Zero means
 	// DefaultReadHeaderTimeout.
 	ReadHeaderTimeout time.Duration
@@ -279,7 +282,7 @@ func Start(cfg Config) (*Server, error) {
 			}
 		}
 	}
-	comp, err := selector.New(selector.Config{HubURL: s.url + ssehttp.DefaultPath, MaxSelectors: cfg.MaxSelectors})
+	comp, err := selector.New(selector.Config{HubURL: s.url + ssehttp.DefaultPath, MaxSelectors: cfg.MaxSelectors, MaxVariables: cfg.MaxTemplateVariables})
 	if err != nil {
 		return fail(err)
 	}
