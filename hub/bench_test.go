@@ -11,10 +11,13 @@ import (
 
 // BenchmarkFanOut measures the hub's share of a delivery: dispatching
 // one update to n in-process subscriptions (match, queue, notify) and
-// draining it, per delivery. Publishing goes through a MemoryStore.
+// draining it, per delivery. Publishing goes through a MemoryStore. The
+// subscriptions select by one exact topic, one pattern, or eight patterns
+// of which the last matches (more than Config.InlinePatterns, so tested
+// in Drain rather than by the dispatcher).
 func BenchmarkFanOut(b *testing.B) {
 	for _, n := range []int{100, 10000} {
-		for _, kind := range []string{"exact", "pattern"} {
+		for _, kind := range []string{"exact", "pattern", "patterns8"} {
 			b.Run(fmt.Sprintf("subs=%d/%s", n, kind), func(b *testing.B) {
 				benchFanOut(b, n, kind)
 			})
@@ -31,11 +34,19 @@ func benchFanOut(b *testing.B, n int, kind string) {
 	ctx := context.Background()
 	subs := make([]*Subscription, n)
 	for i := range subs {
-		var m Matcher = Exact("https://example.com/books/1")
-		if kind == "pattern" {
-			m = prefix("https://example.com/books/")
+		ms := []Matcher{Exact("https://example.com/books/1")}
+		switch kind {
+		case "pattern":
+			ms = []Matcher{prefix("https://example.com/books/")}
+		case "patterns8":
+			// More than Config.InlinePatterns: matched in Drain.
+			ms = nil
+			for j := range 7 {
+				ms = append(ms, prefix(fmt.Sprintf("https://example.com/other%d/", j)))
+			}
+			ms = append(ms, prefix("https://example.com/books/"))
 		}
-		subs[i], err = h.Subscribe(ctx, SubscribeRequest{Topics: []Matcher{m}, Notify: func() {}})
+		subs[i], err = h.Subscribe(ctx, SubscribeRequest{Topics: ms, Notify: func() {}})
 		if err != nil {
 			b.Fatal(err)
 		}

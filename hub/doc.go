@@ -9,9 +9,13 @@
 // per hub follows the store's log (so updates appended by other hubs
 // sharing the store arrive the same way) and offers each update to the
 // subscriptions that match it: exact topics through a map, patterns by
-// testing each. Offering never blocks: each subscription has a bounded
-// queue (count and bytes), and a subscription that overflows it is ended
-// with ErrSlowConsumer; its client resumes from history.
+// testing each. A subscription with more patterns than
+// Config.InlinePatterns is not tested by the dispatcher: it is offered
+// every update and tests them in its own Drain, a bounded number at a time,
+// so that many or costly patterns delay no one else. Offering never
+// blocks: each subscription has a bounded queue (count and bytes), and a
+// subscription that overflows it is ended with ErrSlowConsumer; its client
+// resumes from history.
 //
 // # Resuming without gaps or duplicates
 //

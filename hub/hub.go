@@ -41,6 +41,12 @@ type Config struct {
 	IdempotencyKeys int
 	// Logger receives slow-consumer and store errors. Nil discards them.
 	Logger *slog.Logger
+	// InlinePatterns is the most pattern selectors (matchers that are not
+	// an ExactMatcher's one topic) of a subscription that the dispatcher
+	// tests itself. A subscription with more is offered every update and
+	// tests them in its own Drain, so that the cost of its patterns delays
+	// only itself: see SubscribeRequest.Topics. Zero means 4.
+	InlinePatterns int
 }
 
 // Stats are the hub's counters since it started. Counters only grow.
@@ -116,6 +122,7 @@ type Hub struct {
 	mu       sync.RWMutex
 	exact    map[string]map[*Subscription]struct{}
 	patterns map[*Subscription]struct{}
+	late     map[*Subscription]struct{} // matched in their own Drain
 	count    int
 	closed   bool
 	lastSeq  atomic.Uint64          // seq of the last update dispatched
@@ -144,12 +151,16 @@ func New(cfg Config) (*Hub, error) {
 	if cfg.IdempotencyKeys <= 0 {
 		cfg.IdempotencyKeys = 1_000_000
 	}
+	if cfg.InlinePatterns <= 0 {
+		cfg.InlinePatterns = 4
+	}
 	h := &Hub{
 		cfg:      cfg,
 		store:    cfg.Store,
 		log:      cfg.Logger,
 		exact:    make(map[string]map[*Subscription]struct{}),
 		patterns: make(map[*Subscription]struct{}),
+		late:     make(map[*Subscription]struct{}),
 		done:     make(chan struct{}),
 	}
 	if h.store == nil {
@@ -267,6 +278,9 @@ func (h *Hub) dispatch(u *Update) {
 		if anyMatch(s.patterns, u.Topics) && s.offer(u) {
 			n++
 		}
+	}
+	for s := range h.late {
+		s.offer(u) // counted as delivered by Drain, if it matches
 	}
 	h.mu.RUnlock()
 	h.stats.dispatched.Add(1)
@@ -446,6 +460,9 @@ func (h *Hub) endAll(err error) {
 	for s := range h.patterns {
 		subs = append(subs, s)
 	}
+	for s := range h.late {
+		subs = append(subs, s)
+	}
 	for _, set := range h.exact {
 		for s := range set {
 			subs = append(subs, s)
@@ -465,6 +482,9 @@ func (h *Hub) register(s *Subscription) (uint64, error) {
 		return 0, ErrClosed
 	}
 	for _, t := range s.exactTopics {
+		if s.matchLate {
+			break // Drain tests its exact topics too
+		}
 		set := h.exact[t]
 		if set == nil {
 			set = make(map[*Subscription]struct{})
@@ -472,7 +492,10 @@ func (h *Hub) register(s *Subscription) (uint64, error) {
 		}
 		set[s] = struct{}{}
 	}
-	if len(s.patterns) > 0 {
+	switch {
+	case s.matchLate:
+		h.late[s] = struct{}{}
+	case len(s.patterns) > 0:
 		h.patterns[s] = struct{}{}
 	}
 	h.count++
@@ -497,6 +520,7 @@ func (h *Hub) unregister(s *Subscription) {
 		}
 	}
 	delete(h.patterns, s)
+	delete(h.late, s)
 	h.count--
 }
 

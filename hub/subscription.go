@@ -39,6 +39,15 @@ const (
 type SubscribeRequest struct {
 	// Topics are the routing selectors: an update is delivered if any of
 	// them matches any of its topics. At least one is required.
+	//
+	// The dispatcher, which serves every subscription in turn, looks
+	// exact topics up in a map and tests up to Config.InlinePatterns
+	// patterns itself. When there are more, it tests none of them: it
+	// queues every update for the subscription, and Drain tests them, a
+	// bounded number of Match calls at a time, so that the cost of many
+	// or costly patterns falls on this subscription alone. Such a
+	// subscription must drain at the rate of all updates, matching or
+	// not, or it overflows its queue and ends with ErrSlowConsumer.
 	Topics []Matcher
 	// CanRead reports whether the subscriber may read a private update with
 	// the given topics. Nil means it reads public updates only.
@@ -80,6 +89,7 @@ type Subscription struct {
 	canRead     func([]string) bool
 	resume      Resume
 	registered  bool // guarded by h.mu
+	matchLate   bool // Drain tests the selectors: see SubscribeRequest.Topics
 
 	ready  chan struct{} // capacity 1: "Drain has something to say"; nil with notify
 	notify func()
@@ -100,6 +110,9 @@ type Subscription struct {
 	replayed    int
 	pendingGap  *Update
 	closed      bool
+	late        []*Update // taken from the queue, still to be tested
+	lateHead    int       // late[:lateHead] are tested
+	lateNext    int       // index in all of the next selector to test against late[lateHead]
 }
 
 // Subscribe registers a subscription and resolves its LastEventID. The
@@ -133,6 +146,7 @@ func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest) (*Subscriptio
 		}
 		s.patterns = append(s.patterns, m)
 	}
+	s.matchLate = len(s.patterns) > h.cfg.InlinePatterns
 
 	switch req.LastEventID {
 	case "":
@@ -299,6 +313,10 @@ func (s *Subscription) end(err error, drop bool) {
 	s.signal()
 }
 
+// lateMatchBudget bounds the pattern tests (Match calls) one Drain makes
+// for a subscription matched late.
+const lateMatchBudget = 1024
+
 // replayBatch is how many updates one Drain takes from history.
 const replayBatch = 256
 
@@ -330,11 +348,59 @@ func (s *Subscription) Drain(ctx context.Context, dst []*Update) ([]*Update, err
 		s.mu.Unlock()
 		return dst, ErrSlowConsumer
 	}
+	if s.matchLate {
+		return s.drainLate(dst)
+	}
 	dst = append(dst, s.queue...)
 	clear(s.queue)
 	s.queue, s.qbytes = s.queue[:0], 0
 	err := s.err
 	s.mu.Unlock()
+	return dst, err
+}
+
+// drainLate is Drain's end for a subscription matched late, called with
+// s.mu held: it takes the queue when everything taken before is tested,
+// and tests the updates taken, outside the lock (the dispatcher offers
+// meanwhile), until lateMatchBudget Match calls are spent. It signals
+// Ready when more remains, and returns the subscription's end once
+// everything is tested.
+func (s *Subscription) drainLate(dst []*Update) ([]*Update, error) {
+	if s.lateHead == len(s.late) {
+		s.late, s.queue = s.queue, s.late[:0]
+		s.lateHead, s.qbytes = 0, 0
+	}
+	queued, err := len(s.queue) > 0, s.err
+	s.mu.Unlock()
+	calls, n := 0, 0
+	for s.lateHead < len(s.late) && calls < lateMatchBudget {
+		u := s.late[s.lateHead]
+		match := false
+		for ; s.lateNext < len(s.all) && calls < lateMatchBudget && !match; s.lateNext++ {
+			for _, t := range u.Topics {
+				calls++
+				if s.all[s.lateNext].Match(t) {
+					match = true
+					break
+				}
+			}
+		}
+		if !match && s.lateNext < len(s.all) {
+			break // out of budget within this update
+		}
+		if match {
+			dst = append(dst, u)
+			n++
+		}
+		s.late[s.lateHead] = nil
+		s.lateHead, s.lateNext = s.lateHead+1, 0
+	}
+	s.h.stats.delivered.Add(uint64(n))
+	if s.lateHead < len(s.late) || queued {
+		s.signal()
+		return dst, nil
+	}
+	s.late, s.lateHead = s.late[:0], 0
 	return dst, err
 }
 
@@ -393,4 +459,5 @@ func (s *Subscription) Close() {
 	s.mu.Lock()
 	s.queue = nil
 	s.mu.Unlock()
+	s.late, s.lateHead = nil, 0
 }
