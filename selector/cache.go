@@ -16,18 +16,23 @@ type compileKey struct {
 	raw  string
 }
 
-// compileCache shares compiled patterns and templates between callers.
+// compileCache shares compiled patterns and templates between callers. It
+// is bounded by entries and by their estimated bytes (Matcher.Size), so
+// that what closed streams compiled, and nobody uses any more, takes at
+// most the budget until newer entries push it out.
 type compileCache struct {
 	mu        sync.Mutex
 	half      int // entries per generation; 0 disables the cache
+	halfBytes int // estimated bytes per generation
 	cur, prev map[compileKey]*Matcher
+	curBytes  int
 }
 
-func newCompileCache(size int) *compileCache {
-	if size < 0 {
+func newCompileCache(size, bytes int) *compileCache {
+	if size < 0 || bytes < 0 {
 		return &compileCache{}
 	}
-	return &compileCache{half: max(size/2, 1)}
+	return &compileCache{half: max(size/2, 1), halfBytes: max(bytes/2, 1)}
 }
 
 func (c *compileCache) get(k compileKey) *Matcher {
@@ -56,13 +61,17 @@ func (c *compileCache) put(k compileKey, m *Matcher) {
 }
 
 func (c *compileCache) putLocked(k compileKey, m *Matcher) {
+	if m.size > c.halfBytes {
+		return // would take a generation alone
+	}
 	if c.cur == nil {
 		c.cur = make(map[compileKey]*Matcher)
 	}
-	if len(c.cur) >= c.half {
-		c.prev, c.cur = c.cur, make(map[compileKey]*Matcher)
+	if len(c.cur) >= c.half || c.curBytes+m.size > c.halfBytes {
+		c.prev, c.cur, c.curBytes = c.cur, make(map[compileKey]*Matcher), 0
 	}
 	c.cur[k] = m
+	c.curBytes += m.size
 }
 
 // resultShards is the number of independently locked parts of the result

@@ -28,6 +28,14 @@ const (
 	// DefaultCompileCacheSize is the default number of compiled URL
 	// patterns and URI templates a Compiler keeps for reuse.
 	DefaultCompileCacheSize = 4096
+	// DefaultCompileCacheBytes is the default memory budget, in bytes as
+	// estimated by Matcher.Size, of the compiled URL patterns and URI
+	// templates a Compiler keeps for reuse.
+	DefaultCompileCacheBytes = 32 << 20
+	// DefaultMaxQueryBytes is the default maximum of the estimated memory
+	// (Matcher.Size) of the selectors of one subscribe request: a thousand
+	// URL patterns or short templates take about 8 MiB.
+	DefaultMaxQueryBytes = 16 << 20
 	// DefaultMatchCacheBytes is the default memory budget, in bytes, of the
 	// cache of pattern and template match results.
 	DefaultMatchCacheBytes = 32 << 20
@@ -55,6 +63,14 @@ type Config struct {
 	// so that compiling the same selector again is free. Zero means
 	// DefaultCompileCacheSize; a negative value disables the cache.
 	CompileCacheSize int
+	// CompileCacheBytes bounds the estimated memory (Matcher.Size) of the
+	// compiled patterns and templates kept for reuse. Zero means
+	// DefaultCompileCacheBytes; a negative value disables the cache.
+	CompileCacheBytes int
+	// MaxQueryBytes is the maximum estimated memory (the sum of
+	// Matcher.Size) of the selectors ParseQuery compiles for one request.
+	// Zero means DefaultMaxQueryBytes.
+	MaxQueryBytes int
 	// MatchCacheBytes bounds the memory, in bytes, of the cache of match
 	// results of patterns and templates, shared by every Matcher of the
 	// Compiler. Zero means DefaultMatchCacheBytes; a negative value
@@ -79,6 +95,9 @@ func (c Config) Validate() error {
 	if c.MaxVariables < 0 {
 		return errors.New("selector: MaxVariables must not be negative")
 	}
+	if c.MaxQueryBytes < 0 {
+		return errors.New("selector: MaxQueryBytes must not be negative")
+	}
 	return nil
 }
 
@@ -89,6 +108,7 @@ type Compiler struct {
 	maxLength    int
 	maxSelectors int
 	maxVariables int
+	maxQuery     int
 	compiled     *compileCache
 	results      *resultCache
 	nextID       atomic.Uint64
@@ -104,8 +124,10 @@ func New(cfg Config) (*Compiler, error) {
 		maxLength:    orDefault(cfg.MaxLength, DefaultMaxLength),
 		maxSelectors: orDefault(cfg.MaxSelectors, DefaultMaxSelectors),
 		maxVariables: orDefault(cfg.MaxVariables, DefaultMaxVariables),
+		maxQuery:     orDefault(cfg.MaxQueryBytes, DefaultMaxQueryBytes),
 	}
-	c.compiled = newCompileCache(orDefault(cfg.CompileCacheSize, DefaultCompileCacheSize))
+	c.compiled = newCompileCache(orDefault(cfg.CompileCacheSize, DefaultCompileCacheSize),
+		orDefault(cfg.CompileCacheBytes, DefaultCompileCacheBytes))
 	c.results = newResultCache(orDefault(cfg.MatchCacheBytes, DefaultMatchCacheBytes))
 	return c, nil
 }

@@ -62,6 +62,7 @@ type Matcher struct {
 	kind     Kind
 	raw      string
 	id       uint64 // keys the compiler's result cache
+	size     int    // estimated bytes: see Size
 	wildcard bool
 	exact    bool
 	pattern  *urlpattern.URLPattern // URLPattern kind
@@ -79,6 +80,17 @@ func (m *Matcher) String() string { return m.raw }
 
 // Wildcard reports whether m is the "*" wildcard, which matches every topic.
 func (m *Matcher) Wildcard() bool { return m.wildcard }
+
+// Size estimates the memory m takes, in bytes: 64 per byte of the selector
+// and 1024 per group or variable, plus 4096, an upper bound of what the
+// compiled expressions of URL patterns and templates measure. It is 0 for
+// exact selectors and the wildcard, which compile to nothing.
+func (m *Matcher) Size() int { return m.size }
+
+// compiledSize is Size of a pattern or template of n groups or variables.
+func compiledSize(selector string, n int) int {
+	return 64*len(selector) + 1024*n + 4096
+}
 
 // Exact returns the one topic m selects and true when m is an Exact
 // selector, or a Template without variables. It returns false for the
@@ -150,10 +162,12 @@ func (c *Compiler) Compile(kind Kind, selector string) (*Matcher, error) {
 	m := &Matcher{kind: kind, raw: selector, id: c.nextID.Add(1), c: c}
 	switch kind {
 	case URLPattern:
-		if n := strings.Count(selector, "*") + strings.Count(selector, "(") +
-			strings.Count(selector, ":") + strings.Count(selector, "{"); n > maxPatternGroups {
+		n := strings.Count(selector, "*") + strings.Count(selector, "(") +
+			strings.Count(selector, ":") + strings.Count(selector, "{")
+		if n > maxPatternGroups {
 			return nil, newError(fmt.Sprintf("URL pattern has more than %d groups", maxPatternGroups), nil)
 		}
+		m.size = compiledSize(selector, n)
 		// A nil Options leaves ignoreCase off, as Mercure requires.
 		p, err := urlpattern.New(selector, c.base, nil)
 		if err != nil {
@@ -163,9 +177,11 @@ func (c *Compiler) Compile(kind Kind, selector string) (*Matcher, error) {
 		}
 		m.pattern = p
 	case Template:
-		if n := templateVariables(selector); n > c.maxVariables {
+		n := templateVariables(selector)
+		if n > c.maxVariables {
 			return nil, newError(fmt.Sprintf("template selector has more than %d variables", c.maxVariables), nil)
 		}
+		m.size = compiledSize(selector, n)
 		re, err := templateRegexp(selector)
 		if err != nil {
 			return nil, newError("invalid URI template", err)
@@ -242,9 +258,11 @@ func Matchers(ms []*Matcher) []hub.Matcher {
 // "match", compared case-insensitively, is an unsupported matcher type and
 // an error, as Mercure 1.0 reserves that prefix. Other parameters are
 // ignored. More than the configured maximum number of selectors is an
-// error. When q holds no selector, ParseQuery returns an empty slice and no
-// error; whether that is acceptable is the caller's decision. Every error is
-// an *Error, to be answered with 400 Bad Request.
+// error, and so are selectors whose compiled forms take more than the
+// configured maximum of memory (the sum of their Size). When q holds no
+// selector, ParseQuery returns an empty slice and no error; whether that is
+// acceptable is the caller's decision. Every error is an *Error, to be
+// answered with 400 Bad Request.
 func (c *Compiler) ParseQuery(q url.Values) ([]*Matcher, error) {
 	n := 0
 	for name, values := range q {
@@ -258,6 +276,7 @@ func (c *Compiler) ParseQuery(q url.Values) ([]*Matcher, error) {
 		return nil, newError(fmt.Sprintf("more than %d topic selectors", c.maxSelectors), nil)
 	}
 	out := make([]*Matcher, 0, n)
+	size := 0
 	for _, name := range []string{"match", "match_exact", "match_urlpattern", "topic"} {
 		kind, _ := paramKind(name)
 		for _, v := range q[name] {
@@ -265,6 +284,9 @@ func (c *Compiler) ParseQuery(q url.Values) ([]*Matcher, error) {
 			if err != nil {
 				err.(*Error).param = name
 				return nil, err
+			}
+			if size += m.size; size > c.maxQuery {
+				return nil, newError(fmt.Sprintf("compiled selectors take more than %d bytes", c.maxQuery), nil)
 			}
 			out = append(out, m)
 		}

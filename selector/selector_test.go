@@ -313,6 +313,7 @@ func TestConfigValidate(t *testing.T) {
 		{selector.Config{MaxLength: -1}, "MaxLength"},
 		{selector.Config{MaxSelectors: -1}, "MaxSelectors"},
 		{selector.Config{MaxVariables: -1}, "MaxVariables"},
+		{selector.Config{MaxQueryBytes: -1}, "MaxQueryBytes"},
 		{selector.Config{CompileCacheSize: -1, MatchCacheBytes: -1}, ""},
 	}
 	for _, tt := range tests {
@@ -427,6 +428,75 @@ func TestParseQueryMaxSelectors(t *testing.T) {
 	}
 	if _, err := c.ParseQuery(url.Values{"match": {"a", "b"}, "topic": {"c"}}); err == nil {
 		t.Error("3 selectors: got no error")
+	}
+}
+
+// TestParseQueryMaxBytes: the selectors of one request may take at most
+// MaxQueryBytes compiled, as estimated by Size; exact selectors take none.
+// The default admits a thousand URL patterns, not a thousand 2 KB
+// templates.
+func TestParseQueryMaxBytes(t *testing.T) {
+	t.Parallel()
+	many := func(n int, param, format string) url.Values {
+		q := url.Values{}
+		for i := range n {
+			q.Add(param, fmt.Sprintf(format, i))
+		}
+		return q
+	}
+	long := "https://example.com/" + strings.Repeat("a", 2000) + "/%d/{id}"
+	tests := []struct {
+		name string
+		max  int
+		q    url.Values
+		ok   bool
+	}{
+		{"1000 exact", 0, many(1000, "match", "https://example.com/"+strings.Repeat("a", 2000)+"/%d"), true},
+		{"1000 URL patterns", 0, many(1000, "match_urlpattern", "https://example.com/books/%d/:id"), true},
+		{"1000 templates", 0, many(1000, "topic", "https://example.com/books/%d/{id}"), true},
+		{"1000 long templates", 0, many(1000, "topic", long), false},
+		{"lowered", 20000, many(3, "topic", "https://example.com/books/%d/{id}"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := newCompiler(t, selector.Config{MaxQueryBytes: tt.max})
+			ms, err := c.ParseQuery(tt.q)
+			if tt.ok {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			max := tt.max
+			if max == 0 {
+				max = selector.DefaultMaxQueryBytes
+			}
+			want := fmt.Sprintf("selector: compiled selectors take more than %d bytes", max)
+			if err == nil || err.Error() != want {
+				t.Fatalf("ParseQuery = %d matchers, %v; want %q", len(ms), err, want)
+			}
+		})
+	}
+	c := newCompiler(t, selector.Config{})
+	for _, tt := range []struct {
+		kind     selector.Kind
+		selector string
+		zero     bool
+	}{
+		{selector.Exact, "https://example.com/books/{id}", true},
+		{selector.Template, "*", true},
+		{selector.Template, "https://example.com/books/1", true},
+		{selector.Template, "https://example.com/books/{id}", false},
+		{selector.URLPattern, "https://example.com/books/:id", false},
+	} {
+		m, err := c.Compile(tt.kind, tt.selector)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (m.Size() == 0) != tt.zero {
+			t.Errorf("%s %q: Size() = %d", tt.kind, tt.selector, m.Size())
+		}
 	}
 }
 
