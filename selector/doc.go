@@ -20,8 +20,12 @@
 // selectors (so that a pattern shared by many subscribers or tokens is
 // compiled once) and a bounded cache of match results (so that the hub's hot
 // path rarely evaluates a pattern). URL patterns and URI templates both
-// compile to Go regular expressions, which run in linear time, so a
-// pathological pattern cannot stall the hub.
+// compile to Go regular expressions, which run in time linear in the topic
+// and in the expression; the limits bound the expression (a selector's
+// length, a URL pattern's 16 groups, a template's variables) and the
+// memory of the selectors of one request (Matcher.Size, MaxQueryBytes).
+// What keeps one subscriber's selectors from delaying the others is the
+// hub's: see hub.SubscribeRequest.Topics.
 //
 // Every compiled Matcher implements hub.ExactMatcher: exact selectors, and
 // templates without variables, report their one topic so that the hub can
