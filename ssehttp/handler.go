@@ -328,7 +328,7 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	// release must run exactly once when the stream ends, however it
 	// ends: by the hijacked stream's close hooks, or on return here.
-	release, wait, reason, ok := h.lim.acquire(clientIP(r), subject)
+	release, wait, reason, ok := h.lim.acquire(clientIP(r), subject, selectorBytes(topics))
 	if !ok {
 		h.obs.Refused(RefusedStreamLimit)
 		h.tooMany(w, r, wait, reason)
@@ -409,6 +409,18 @@ func (h *Handler) reader(w http.ResponseWriter, r *http.Request, what string) (q
 		return nil, nil, nil, false
 	}
 	return q, selector.Matchers(ms), grant, true
+}
+
+// selectorBytes is the estimated memory of compiled selectors: the sum of
+// their selector.Matcher.Size.
+func selectorBytes(ms []hub.Matcher) int {
+	n := 0
+	for _, m := range ms {
+		if sm, ok := m.(*selector.Matcher); ok {
+			n += sm.Size()
+		}
+	}
+	return n
 }
 
 // lastEventID returns the resume ID: the Last-Event-ID header wins over the

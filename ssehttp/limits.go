@@ -28,6 +28,12 @@ type Limits struct {
 	// subject (the JWT "sub"). Anonymous subscribers and tokens without a
 	// subject are limited by MaxStreamsPerIP only.
 	MaxStreamsPerSubject int
+	// MaxSelectorBytesPerClient caps the memory, as estimated by
+	// selector.Matcher.Size, of the compiled URL patterns and templates of
+	// the concurrent streams of one client IP address, and of one token
+	// subject. Exact selectors take none. The selectors of one stream are
+	// capped by selector.Config.MaxQueryBytes (16 MiB by default).
+	MaxSelectorBytesPerClient int
 	// PublishRate is the sustained number of publishes per second allowed
 	// to one publisher: a token bucket per token subject, or per client IP
 	// for tokens without a subject.
@@ -47,6 +53,8 @@ func (l Limits) Validate() error {
 		return errors.New("ssehttp: Limits.MaxStreamsPerIP must not be negative")
 	case l.MaxStreamsPerSubject < 0:
 		return errors.New("ssehttp: Limits.MaxStreamsPerSubject must not be negative")
+	case l.MaxSelectorBytesPerClient < 0:
+		return errors.New("ssehttp: Limits.MaxSelectorBytesPerClient must not be negative")
 	case l.PublishRate < 0 || math.IsNaN(l.PublishRate) || math.IsInf(l.PublishRate, 0):
 		return errors.New("ssehttp: Limits.PublishRate must be a positive number of publishes per second, or zero")
 	case l.PublishBurst < 0:
@@ -71,6 +79,8 @@ type limiter struct {
 	total      int
 	perIP      map[string]int
 	perSubject map[string]int
+	ipBytes    map[string]int // selector bytes, when limited
+	subBytes   map[string]int
 	buckets    map[string]*bucket
 	swept      time.Time
 }
@@ -82,7 +92,8 @@ type bucket struct {
 }
 
 func newLimiter(lim Limits, now func() time.Time) *limiter {
-	l := &limiter{lim: lim, now: now, perIP: map[string]int{}, perSubject: map[string]int{}, buckets: map[string]*bucket{}}
+	l := &limiter{lim: lim, now: now, perIP: map[string]int{}, perSubject: map[string]int{}, buckets: map[string]*bucket{},
+		ipBytes: map[string]int{}, subBytes: map[string]int{}}
 	l.burst = float64(lim.PublishBurst)
 	if l.burst == 0 {
 		l.burst = max(1, math.Ceil(lim.PublishRate))
@@ -90,13 +101,18 @@ func newLimiter(lim Limits, now func() time.Time) *limiter {
 	return l
 }
 
-// acquire admits one more stream from ip for subject ("" for none). When a
-// limit is reached it returns ok false, the reason and how long the client
-// should wait. Otherwise the caller must call release exactly once when
-// the stream ends, however it ends; further calls do nothing.
-func (l *limiter) acquire(ip, subject string) (release func(), retryAfter time.Duration, reason string, ok bool) {
+// acquire admits one more stream from ip for subject ("" for none), whose
+// selectors take selBytes (selector.Matcher.Size). When a limit is reached
+// it returns ok false, the reason and how long the client should wait.
+// Otherwise the caller must call release exactly once when the stream
+// ends, however it ends; further calls do nothing.
+func (l *limiter) acquire(ip, subject string, selBytes int) (release func(), retryAfter time.Duration, reason string, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	maxBytes := l.lim.MaxSelectorBytesPerClient
+	if maxBytes <= 0 {
+		selBytes = 0 // not counted
+	}
 	switch {
 	case l.lim.MaxStreams > 0 && l.total >= l.lim.MaxStreams:
 		reason = fmt.Sprintf("the hub serves its maximum of %d streams", l.lim.MaxStreams)
@@ -104,6 +120,10 @@ func (l *limiter) acquire(ip, subject string) (release func(), retryAfter time.D
 		reason = fmt.Sprintf("too many streams from this address (at most %d)", l.lim.MaxStreamsPerIP)
 	case l.lim.MaxStreamsPerSubject > 0 && subject != "" && l.perSubject[subject] >= l.lim.MaxStreamsPerSubject:
 		reason = fmt.Sprintf("too many streams for this token subject (at most %d)", l.lim.MaxStreamsPerSubject)
+	case selBytes > 0 && l.ipBytes[ip]+selBytes > maxBytes:
+		reason = fmt.Sprintf("the selectors of the streams from this address would take more than %d bytes", maxBytes)
+	case selBytes > 0 && subject != "" && l.subBytes[subject]+selBytes > maxBytes:
+		reason = fmt.Sprintf("the selectors of the streams of this token subject would take more than %d bytes", maxBytes)
 	}
 	if reason != "" {
 		return nil, streamRetryAfter + rand.N(streamRetryAfter), reason, false
@@ -113,11 +133,17 @@ func (l *limiter) acquire(ip, subject string) (release func(), retryAfter time.D
 	if subject != "" {
 		l.perSubject[subject]++
 	}
+	if selBytes > 0 {
+		l.ipBytes[ip] += selBytes
+		if subject != "" {
+			l.subBytes[subject] += selBytes
+		}
+	}
 	var once sync.Once
-	return func() { once.Do(func() { l.release(ip, subject) }) }, 0, "", true
+	return func() { once.Do(func() { l.release(ip, subject, selBytes) }) }, 0, "", true
 }
 
-func (l *limiter) release(ip, subject string) {
+func (l *limiter) release(ip, subject string, selBytes int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.total--
@@ -127,6 +153,16 @@ func (l *limiter) release(ip, subject string) {
 	if subject != "" {
 		if l.perSubject[subject]--; l.perSubject[subject] <= 0 {
 			delete(l.perSubject, subject)
+		}
+	}
+	if selBytes > 0 {
+		if l.ipBytes[ip] -= selBytes; l.ipBytes[ip] <= 0 {
+			delete(l.ipBytes, ip)
+		}
+		if subject != "" {
+			if l.subBytes[subject] -= selBytes; l.subBytes[subject] <= 0 {
+				delete(l.subBytes, subject)
+			}
 		}
 	}
 }

@@ -35,7 +35,7 @@ func TestLimiterStreams(t *testing.T) {
 	var releases []func()
 	take := func(ip, subject string, want bool, reason string) {
 		t.Helper()
-		rel, wait, why, ok := l.acquire(ip, subject)
+		rel, wait, why, ok := l.acquire(ip, subject, 0)
 		if ok != want {
 			t.Fatalf("acquire(%q, %q) = %v (%s); want %v", ip, subject, ok, why, want)
 		}
@@ -67,6 +67,52 @@ func TestLimiterStreams(t *testing.T) {
 	}
 	if total, ip, sub := l.streams("1.1.1.1", "alice"); total != 0 || ip != 0 || sub != 0 || len(l.perIP) != 0 || len(l.perSubject) != 0 {
 		t.Fatalf("after every release: total %d, ip %d, subject %d, maps %d %d", total, ip, sub, len(l.perIP), len(l.perSubject))
+	}
+}
+
+// TestLimiterSelectorBytes: the estimated bytes of the selectors of a
+// client's streams are counted per IP address and per token subject, and
+// released with the streams; a stream without patterns is never refused
+// for them, and nothing is counted without the limit.
+func TestLimiterSelectorBytes(t *testing.T) {
+	t.Parallel()
+	l := newLimiter(Limits{MaxSelectorBytesPerClient: 100}, time.Now)
+	var releases []func()
+	for _, tc := range []struct {
+		ip, subject string
+		bytes       int
+		reason      string // "" when admitted
+	}{
+		{"1.1.1.1", "", 60, ""},
+		{"1.1.1.1", "", 41, "streams from this address would take more than 100 bytes"},
+		{"1.1.1.1", "", 40, ""},
+		{"1.1.1.1", "", 0, ""},
+		{"2.2.2.2", "alice", 90, ""},
+		{"3.3.3.3", "alice", 20, "streams of this token subject would take more than 100 bytes"},
+		{"3.3.3.3", "", 20, ""},
+	} {
+		rel, _, why, ok := l.acquire(tc.ip, tc.subject, tc.bytes)
+		if ok != (tc.reason == "") || !strings.Contains(why, tc.reason) {
+			t.Fatalf("acquire(%q, %q, %d) = %v %q; want refusal %q", tc.ip, tc.subject, tc.bytes, ok, why, tc.reason)
+		}
+		if ok {
+			releases = append(releases, rel)
+		}
+	}
+	releases[0]()
+	releases[0]()
+	if _, _, _, ok := l.acquire("1.1.1.1", "", 60); !ok {
+		t.Fatal("the bytes of a released stream were not given back")
+	}
+	for _, rel := range releases {
+		rel()
+	}
+	if len(l.ipBytes) != 1 || l.ipBytes["1.1.1.1"] != 60 || len(l.subBytes) != 0 {
+		t.Fatalf("after the releases: %v %v; want only the last stream's 60", l.ipBytes, l.subBytes)
+	}
+	unlimited := newLimiter(Limits{}, time.Now)
+	if _, _, _, ok := unlimited.acquire("1.1.1.1", "alice", 1<<40); !ok || len(unlimited.ipBytes) != 0 {
+		t.Fatal("counted selector bytes without a limit")
 	}
 }
 
@@ -118,7 +164,7 @@ func TestLimiterPublishRate(t *testing.T) {
 
 func TestLimitsValidate(t *testing.T) {
 	t.Parallel()
-	for _, l := range []Limits{{MaxStreams: -1}, {MaxStreamsPerIP: -1}, {MaxStreamsPerSubject: -1}, {PublishRate: -1}, {PublishBurst: -1}} {
+	for _, l := range []Limits{{MaxStreams: -1}, {MaxStreamsPerIP: -1}, {MaxStreamsPerSubject: -1}, {MaxSelectorBytesPerClient: -1}, {PublishRate: -1}, {PublishBurst: -1}} {
 		if err := l.Validate(); err == nil {
 			t.Errorf("%+v: no error", l)
 		}
@@ -286,7 +332,7 @@ func BenchmarkLimiter(b *testing.B) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for i := 0; pb.Next(); i++ {
-				rel, _, _, ok := l.acquire(strconv.Itoa(i%1024), "subject")
+				rel, _, _, ok := l.acquire(strconv.Itoa(i%1024), "subject", 0)
 				if !ok {
 					b.Fatal("refused")
 				}

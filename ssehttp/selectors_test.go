@@ -91,3 +91,40 @@ func TestHostileSelectors(t *testing.T) {
 		}
 	}
 }
+
+// TestSelectorBytesPerClient: with Limits.MaxSelectorBytesPerClient, the
+// compiled selectors of one client's streams are counted together; the
+// stream that would exceed the budget is refused with 429 and a one-line
+// reason, and a stream of exact topics is not refused for it.
+func TestSelectorBytesPerClient(t *testing.T) {
+	t.Parallel()
+	q := url.Values{}
+	for i := range 10 {
+		q.Add("topic", template(fmt.Sprintf("https://example.com/t%d", i), 16))
+	}
+	ms, err := newFixture(t, nil).handler.cfg.Compiler.ParseQuery(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := 0
+	for _, m := range ms {
+		one += m.Size()
+	}
+	f := newFixture(t, func(c *Config) { c.Limits.MaxSelectorBytesPerClient = 2*one + one/2 })
+	f.subscribe(t, q.Encode(), nil)
+	f.subscribe(t, q.Encode(), nil)
+	resp, err := http.Get(f.srv.URL + DefaultPath + "?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := fmt.Sprintf("the selectors of the streams from this address would take more than %d bytes", 2*one+one/2)
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body), want) {
+		t.Fatalf("third stream: %d %q; want 429 %q", resp.StatusCode, body, want)
+	}
+	s := f.subscribe(t, "match=https://example.com/exact", nil)
+	if s.resp.StatusCode != 200 {
+		t.Fatalf("stream of an exact topic: %d", s.resp.StatusCode)
+	}
+}

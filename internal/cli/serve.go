@@ -44,6 +44,7 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 	fs.IntVar(&cfg.Limits.MaxStreams, "max-streams", 0, "concurrent streams the hub serves in total (0: no limit)")
 	fs.IntVar(&cfg.Limits.MaxStreamsPerIP, "max-streams-per-ip", 0, "concurrent streams from one client IP address (0: no limit; keep 0 behind a proxy)")
 	fs.IntVar(&cfg.Limits.MaxStreamsPerSubject, "max-streams-per-subject", 0, "concurrent streams of one token subject (0: no limit)")
+	fs.IntVar(&cfg.Limits.MaxSelectorBytesPerClient, "max-selector-bytes-per-client", 0, "estimated bytes the compiled URL patterns and templates of the streams of one client IP address, and of one token subject, may take (0: no limit; keep 0 behind a proxy)")
 	fs.Float64Var(&cfg.Limits.PublishRate, "publish-rate", 0, "publishes per second allowed to each publisher, by token subject or else IP (0: no limit)")
 	fs.IntVar(&cfg.Limits.PublishBurst, "publish-burst", 0, "publishes one publisher may send at once (0: --publish-rate rounded up)")
 	fs.DurationVar(&cfg.MaxLifetime, "max-lifetime", 0, "end each stream after this long, less up to 10%, so clients rotate over hubs (0: never)")
@@ -154,7 +155,7 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 		return err
 	}
 	cfg.Auth = acfg
-	for _, name := range []string{"max-streams", "max-streams-per-ip", "max-streams-per-subject", "publish-burst"} {
+	for _, name := range []string{"max-streams", "max-streams-per-ip", "max-streams-per-subject", "max-selector-bytes-per-client", "publish-burst"} {
 		if n, _ := strconv.Atoi(fs.Lookup(name).Value.String()); n < 0 {
 			return usagef("%s must not be negative", from(name))
 		}
