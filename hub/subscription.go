@@ -328,6 +328,9 @@ const replayBatch = 256
 // returns a non-nil error when the subscription has ended (ErrSlowConsumer,
 // ErrClosed, or a store error); updates returned with that error should
 // still be written. If more remains after a call, Ready is signalled again.
+// For a subscription that tests its own patterns (see
+// SubscribeRequest.Topics), a call may return nothing: the updates it
+// tested did not match.
 func (s *Subscription) Drain(ctx context.Context, dst []*Update) ([]*Update, error) {
 	if s.closed {
 		return dst, ErrClosed
