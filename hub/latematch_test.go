@@ -296,3 +296,27 @@ func TestLateMatchEnds(t *testing.T) {
 		t.Fatalf("got %q, %v; want a,c and ErrClosed", ids(got), err)
 	}
 }
+
+// TestLateMatchResume: a subscription matched late that resumes gets the
+// replay, then the live updates it matches, each once and in order.
+func TestLateMatchResume(t *testing.T) {
+	t.Parallel()
+	h := newHub(t, Config{InlinePatterns: 1})
+	ctx := context.Background()
+	for _, u := range []struct{ id, topic string }{{"a", "h"}, {"x", "o"}, {"b", "h"}} {
+		publish(t, h, &Update{ID: u.id, Topics: []string{u.topic}})
+	}
+	s, err := h.Subscribe(ctx, SubscribeRequest{Topics: hostile(3, "h", nil, nil), LastEventID: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, u := range []struct{ id, topic string }{{"y", "o"}, {"c", "h"}, {"z", "o"}} {
+		publish(t, h, &Update{ID: u.id, Topics: []string{u.topic}})
+	}
+	waitDispatched(h, 6)
+	got, err := drainAll(t, s, 2)
+	if err != nil || ids(got) != "b,c" {
+		t.Fatalf("got %q, %v; want b,c", ids(got), err)
+	}
+}
