@@ -142,7 +142,7 @@ func (st *hijacked) serve(w http.ResponseWriter, r *http.Request, sub *hub.Subsc
 	if !h.track(st) {
 		// Drained between the check in subscribe and now.
 		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = conn.Write([]byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: 1\r\nContent-Length: 21\r\nConnection: close\r\n\r\nhub is shutting down\n"))
+		_, _ = conn.Write(h.rawDrainRefusal(w.Header(), r))
 		conn.Close()
 		sub.Close()
 		for _, f := range st.onClose {

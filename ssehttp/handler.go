@@ -84,7 +84,8 @@ type Config struct {
 	// stream ends, for metrics (see Observer). Nil observes nothing.
 	Observer Observer
 	// Limits bounds the streams of each client IP, each token subject and
-	// the whole hub, and each publisher's rate (429 with Retry-After).
+	// the whole hub, and each publisher's rate (see Limits for the
+	// answers).
 	// The zero Limits limits nothing.
 	Limits Limits
 	// MaxLifetime ends every stream after this long, less up to 10% at
@@ -200,7 +201,9 @@ func New(cfg Config) (*Handler, error) {
 // Drain makes every open stream end at its next event boundary: each
 // handler finishes the write under way and returns, and clients reconnect
 // (to another hub, or to this one after a restart) with their
-// Last-Event-ID. New streams are refused with 503. Drain is idempotent.
+// Last-Event-ID. New streams are refused (see refuseStream: a 200 event
+// stream holding only a retry field for clients that accept
+// text/event-stream, 503 for others). Drain is idempotent.
 func (h *Handler) Drain() {
 	select {
 	case <-h.draining:
@@ -306,8 +309,7 @@ func (h *Handler) forbidden(w http.ResponseWriter, r *http.Request, reason strin
 func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	select {
 	case <-h.draining:
-		w.Header().Set("Retry-After", "1")
-		h.fail(w, r, http.StatusServiceUnavailable, "hub is shutting down")
+		h.refuseStream(w, r, http.StatusServiceUnavailable, RefusalDraining, "hub is shutting down", h.drainRetry())
 		return
 	default:
 	}
@@ -331,7 +333,7 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	release, wait, reason, ok := h.lim.acquire(clientIP(r), subject, selectorBytes(topics))
 	if !ok {
 		h.obs.Refused(RefusedStreamLimit)
-		h.tooMany(w, r, wait, reason)
+		h.refuseStream(w, r, http.StatusTooManyRequests, RefusalStreamLimit, reason, wait)
 		return
 	}
 	var hj *hijacked
@@ -343,7 +345,7 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		release()
 		h.log.Warn("subscribe failed", "err", err)
-		h.fail(w, r, http.StatusServiceUnavailable, "hub unavailable")
+		h.refuseStream(w, r, http.StatusServiceUnavailable, RefusalUnavailable, "hub unavailable", h.drainRetry())
 		return
 	}
 	if hasLast {

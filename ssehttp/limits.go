@@ -15,8 +15,12 @@ import (
 )
 
 // Limits bounds what one client, and all clients together, may hold or
-// do, so that no client can degrade the hub for the others. A refusal is
-// a 429 with a Retry-After header. Zero fields mean no limit.
+// do, so that no client can degrade the hub for the others. A refused
+// publish is a 429 with a Retry-After header; a refused stream is a 200
+// event stream holding a retry field of 5 to 10 s, ending at once, for
+// clients that accept text/event-stream (an EventSource never reconnects
+// after a 429), and a 429 with Retry-After for others. Zero fields mean no
+// limit.
 type Limits struct {
 	// MaxStreams caps the concurrent streams of the whole hub.
 	MaxStreams int
