@@ -34,6 +34,7 @@ const (
 	DefaultMaxBodyBytes = 1 << 20
 	DefaultMaxTopics    = 100
 	DefaultMaxTopicLen  = 2048
+	DefaultMaxIDLen     = 1024
 )
 
 // Config configures a Handler. Hub and Compiler are required; every other
@@ -70,6 +71,15 @@ type Config struct {
 	// MaxTopicLen caps the length of one topic, in bytes; longer ones get
 	// 400. Zero means DefaultMaxTopicLen (2048).
 	MaxTopicLen int
+	// MaxIDLen caps the length of a publisher's event ID, in bytes; longer
+	// ones get 400. Zero means DefaultMaxIDLen (1024). A browser sends the
+	// ID of the last event back in the Last-Event-ID header of every
+	// reconnection: an ID too long for the request headers a proxy or the
+	// server accepts (nginx: 8 KiB per header line by default; ssehub
+	// serve: 64 KiB in all) would be refused with 400 or 431 at every
+	// reconnection, and a status other than 200 ends an EventSource for
+	// good.
+	MaxIDLen int
 	// CORSOrigins lists the origins allowed to subscribe and publish
 	// cross-origin, with credentials. Origins are compared exactly; "null"
 	// is never allowed. The single value "*" allows every origin without
@@ -161,6 +171,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if cfg.MaxTopicLen <= 0 {
 		cfg.MaxTopicLen = DefaultMaxTopicLen
+	}
+	if cfg.MaxIDLen <= 0 {
+		cfg.MaxIDLen = DefaultMaxIDLen
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -654,6 +667,8 @@ func (h *Handler) parseUpdate(form url.Values) (*hub.Update, int, string) {
 			return nil, http.StatusBadRequest, `id "earliest" is reserved`
 		case strings.HasPrefix(id, "#"):
 			return nil, http.StatusBadRequest, `id must not start with "#"`
+		case len(id) > h.cfg.MaxIDLen:
+			return nil, http.StatusBadRequest, fmt.Sprintf("id is longer than %d bytes", h.cfg.MaxIDLen)
 		}
 		if err := checkText("id", id); err != "" {
 			return nil, http.StatusBadRequest, err

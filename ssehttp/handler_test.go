@@ -200,6 +200,7 @@ func TestPublishRefusals(t *testing.T) {
 		{"hub type prefix", "all", form("topic", "a", "type", "ssehub.gap"), nil, 400, "reserved for the hub"},
 		{"earliest id", "all", form("topic", "a", "id", "earliest"), nil, 400, "reserved"},
 		{"fragment id", "all", form("topic", "a", "id", "#1"), nil, 400, `must not start with "#"`},
+		{"id too long", "all", form("topic", "a", "id", strings.Repeat("i", 1025)), nil, 400, "id is longer than 1024 bytes"},
 		{"non-digit retry", "all", form("topic", "a", "retry", "10s"), nil, 400, "ASCII digits only"},
 		{"negative retry", "all", form("topic", "a", "retry", "-1"), nil, 400, "ASCII digits only"},
 		{"invalid UTF-8 data", "all", form("topic", "a", "data", "\xff\xfe"), nil, 400, "not valid UTF-8"},
@@ -295,6 +296,7 @@ func TestResumeHeadersAndGap(t *testing.T) {
 		f.publish(t, "all", form("topic", "t", "id", id, "data", "d"+id), nil)
 	}
 	f.publish(t, "all", form("topic", "t", "id", "secret", "data", "s", "private", "on"), nil)
+	long := strings.Repeat("L", 16<<10)
 	for _, tc := range []struct {
 		name, query string
 		header      http.Header
@@ -307,6 +309,10 @@ func TestResumeHeadersAndGap(t *testing.T) {
 		{"v0.24 query", "topic=t&lastEventID=2", nil, "2", sse.Event{ID: "3", Type: "message", Data: "d3"}},
 		{"earliest", "topic=t&last_event_id=earliest", nil, "earliest", sse.Event{ID: "1", Type: "message", Data: "d1"}},
 		{"unknown", "topic=t&last_event_id=nope", nil, "earliest", sse.Event{Type: hub.GapEventType, Data: `{"reason":"unknown-id","lastEventId":"nope"}`}},
+		// A Last-Event-ID longer than any ID the hub accepts names no
+		// update: the stream starts at the earliest with a gap notice,
+		// never a status an EventSource would not reconnect from.
+		{"over-long", "topic=t", http.Header{"Last-Event-Id": {long}}, "earliest", sse.Event{Type: hub.GapEventType, Data: `{"reason":"unknown-id","lastEventId":"` + long + `"}`}},
 		{"private id is not disclosed", "topic=t&last_event_id=secret", nil, "earliest", sse.Event{Type: hub.GapEventType, Data: `{"reason":"unknown-id","lastEventId":"secret"}`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
