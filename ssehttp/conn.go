@@ -3,6 +3,7 @@ package ssehttp
 import (
 	"bytes"
 	"context"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -48,6 +49,7 @@ type hijacked struct {
 	done    bool                      // flusher-owned: the stream has ended
 
 	heartbeat *time.Timer
+	beatOver  atomic.Bool // set before the heartbeat is stopped: onBeat must not re-arm it
 	deadline  *time.Timer // credentials' expiry or maximum lifetime
 	watchID   uint32      // hang-up watcher registration, 0 if none
 
@@ -153,8 +155,11 @@ func (st *hijacked) serve(w http.ResponseWriter, r *http.Request, sub *hub.Subsc
 	st.watchID = h.watcher.add(st, conn)
 	if hb := h.cfg.Heartbeat; hb > 0 {
 		// The first beat comes at a random point of the first interval,
-		// so that streams opened together do not beat together.
-		st.heartbeat = time.AfterFunc(hb/2+rand.N(hb/2+1), st.onBeat)
+		// so that streams opened together do not beat together. The
+		// timer is armed only once st.heartbeat is set, which onBeat
+		// reads: Reset orders the write before the callback.
+		st.heartbeat = time.AfterFunc(math.MaxInt64, st.onBeat)
+		st.heartbeat.Reset(hb/2 + rand.N(hb/2+1))
 	}
 	if end := earliest(expires, lifetime); !end.IsZero() {
 		reason := EndExpired
@@ -172,8 +177,13 @@ func (st *hijacked) serve(w http.ResponseWriter, r *http.Request, sub *hub.Subsc
 func (st *hijacked) onBeat() {
 	st.beat.Store(true)
 	st.notify()
-	if hb := st.h.cfg.Heartbeat; hb > 0 {
+	if hb := st.h.cfg.Heartbeat; hb > 0 && !st.beatOver.Load() {
 		st.heartbeat.Reset(hb)
+		// finish may have stopped the timer between the check and the
+		// Reset: then this sees its flag, and stops the timer again.
+		if st.beatOver.Load() {
+			st.heartbeat.Stop()
+		}
 	}
 }
 
@@ -338,6 +348,7 @@ func (st *hijacked) finishOn(wait bool, reason EndReason, err error) {
 func (st *hijacked) finish(reason EndReason, err error) {
 	st.done = true
 	if st.heartbeat != nil {
+		st.beatOver.Store(true)
 		st.heartbeat.Stop()
 	}
 	if st.deadline != nil {

@@ -288,3 +288,22 @@ func TestStreamModes(t *testing.T) {
 		})
 	}
 }
+
+// TestFirstHeartbeatRacesNothing: a first heartbeat due at once (a tiny
+// interval here; a loaded machine does the same to a short one) must not
+// read the stream's timer before serve has stored it. The race detector
+// is the judge.
+func TestFirstHeartbeatRacesNothing(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(c *Config) { c.Heartbeat = time.Microsecond })
+	for range 20 {
+		s := f.subscribe(t, "topic=a", nil)
+		br := bufio.NewReader(s.resp.Body)
+		for range 3 { // heartbeats, one line each
+			if _, err := br.ReadString('\n'); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.resp.Body.Close()
+	}
+}
