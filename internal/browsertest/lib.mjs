@@ -47,10 +47,10 @@ export const PHONE = { width: 390, height: 844 };
 /**
  * launch starts the system Chromium headless with a fresh profile (a
  * persistent context in SSEHUB_USER_DATA, an empty directory) and the
- * flags this closed network needs (no background connections, no QUIC).
- * It returns the browser context.
+ * flags this closed network needs (no background connections, no QUIC),
+ * plus extraArgs. It returns the browser context.
  */
-export async function launch() {
+export async function launch(extraArgs = []) {
   return chromium.launchPersistentContext(must("SSEHUB_USER_DATA"), {
     executablePath: process.env.SSEHUB_CHROMIUM || "/usr/bin/chromium",
     headless: true,
@@ -59,6 +59,7 @@ export async function launch() {
     args: [
       "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
       "--disable-background-networking", "--disable-component-update", "--disable-sync",
+      ...extraArgs,
     ],
   });
 }
@@ -95,11 +96,14 @@ export function assert(cond, message) {
   if (!cond) throw new Error(message);
 }
 
-/** run runs a scenario and sets the exit status. */
-export async function run(fn) {
+/**
+ * run runs a scenario and sets the exit status. opts.args are extra
+ * Chromium flags.
+ */
+export async function run(fn, opts = {}) {
   let browser; // the persistent browser context
   try {
-    browser = await launch();
+    browser = await launch(opts.args || []);
     await fn(browser);
     log("PASS");
     await browser.close();
