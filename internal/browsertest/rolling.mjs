@@ -68,8 +68,12 @@ run(async (browser) => {
   await step("start-publishing");
   const caughtUp = async (n, what) => {
     try {
-      await page.waitForFunction((n) => window.clients.every((c) => c.last >= n), n, { timeout: 90000, polling: 250 });
+      // An EventSource that gave up never catches up: fail at once.
+      await page.waitForFunction((n) => window.clients.every((c) => c.last >= n) || window.clients.some((c) => c.es.readyState === EventSource.CLOSED), n, { timeout: 90000, polling: 250 });
+      const closed = await page.evaluate(() => window.clients.filter((c) => c.es.readyState === EventSource.CLOSED).length);
+      assert(closed === 0, `${what}: ${closed} EventSource objects gave up (CLOSED): ${JSON.stringify(await page.evaluate(summary))}`);
     } catch (err) {
+      if ((err.message || "").includes("gave up (CLOSED)")) throw err;
       const behind = await page.evaluate((n) => window.clients.filter((c) => c.last < n).slice(0, 10).map((c) => ({ i: c.i, state: c.es.readyState, last: c.last, opens: c.opens, errors: c.errors })), n);
       throw new Error(`${what}: not every client reached event ${n}: ${JSON.stringify(await page.evaluate(summary))}; behind: ${JSON.stringify(behind)}`);
     }
