@@ -8,12 +8,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ssehub/ssehub/eventsource"
 	"github.com/ssehub/ssehub/hub"
 	"github.com/ssehub/ssehub/sse"
 )
@@ -241,5 +243,94 @@ func TestAcceptsEventStream(t *testing.T) {
 		if got := acceptsEventStream(r); got != tc.want {
 			t.Errorf("Accept %q: %v; want %v", tc.accept, got, tc.want)
 		}
+	}
+}
+
+// TestGoClientRetriesRefusals: the eventsource package (what ssehub sub
+// runs) takes a refusal as a browser does: no event, the comment seen,
+// a reconnection after the refusal's retry time, and the stream resumed.
+// The client's Wait is injected: nothing sleeps.
+func TestGoClientRetriesRefusals(t *testing.T) {
+	t.Parallel()
+	for _, refusal := range []string{RefusalStreamLimit, RefusalDraining} {
+		t.Run(refusal, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, func(c *Config) {
+				c.Retry = 2 * time.Second
+				if refusal == RefusalStreamLimit {
+					c.Limits.MaxStreamsPerIP = 1
+				}
+			})
+			f.publish(t, "all", form("topic", "a", "id", "e1", "data", "one"), nil)
+			base, after := f.srv.URL, func() {}
+			switch refusal {
+			case RefusalStreamLimit:
+				holder := f.subscribe(t, "topic=a", nil) // takes the only slot
+				after = func() {
+					holder.resp.Body.Close()
+					waitFor(t, "the slot released", func() bool { total, _, _ := f.handler.lim.streams("127.0.0.1", ""); return total == 0 })
+				}
+			case RefusalDraining:
+				// A second handler on the same hub, draining: the first
+				// attempt goes to it, the next to the live one, as
+				// behind a load balancer during a restart.
+				h2, err := New(f.handler.cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				h2.Drain()
+				var n atomic.Int32
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if n.Add(1) == 1 {
+						h2.ServeHTTP(w, r)
+						return
+					}
+					f.handler.ServeHTTP(w, r)
+				}))
+				t.Cleanup(srv.Close)
+				base = srv.URL
+			}
+			var waits []time.Duration
+			var retried []error
+			var comments []string
+			c := &eventsource.Client{
+				HTTPClient: http.DefaultClient,
+				Wait: func(ctx context.Context, d time.Duration) error {
+					waits = append(waits, d)
+					after()
+					return ctx.Err()
+				},
+				OnRetry:   func(err error, _ time.Duration) { retried = append(retried, err) },
+				OnComment: func(s string) { comments = append(comments, s) },
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+DefaultPath+"?topic=a&last_event_id=earliest", nil)
+			got := errors.New("got the event")
+			err := c.Subscribe(ctx, req, func(ev sse.Event) error {
+				if ev.ID != "e1" || ev.Data != "one" {
+					t.Errorf("event %+v", ev)
+				}
+				return got
+			})
+			if !errors.Is(err, got) {
+				t.Fatalf("Subscribe: %v; want the event after one retry", err)
+			}
+			if len(retried) != 1 || !errors.Is(retried[0], io.EOF) {
+				t.Errorf("retries %v; want one, after a clean end of stream", retried)
+			}
+			lo, hi := 1500*time.Millisecond, 2500*time.Millisecond // Config.Retry ±25%
+			if refusal == RefusalStreamLimit {
+				lo, hi = 5*time.Second, 10*time.Second
+			}
+			// The client adds its own jitter (up to 25%) to the server's
+			// retry time.
+			if len(waits) != 1 || waits[0] < lo || waits[0] > hi*5/4 {
+				t.Errorf("waits %v; want one from %v to %v", waits, lo, hi*5/4)
+			}
+			if len(comments) == 0 || !strings.HasPrefix(comments[0], " refused: "+refusal+": ") {
+				t.Errorf("comments %q; want the refusal's reason", comments)
+			}
+		})
 	}
 }
