@@ -56,15 +56,29 @@ func needsGeneratedKey(cfg Config) bool {
 // shaped like a JWS compact token.
 var (
 	queryToken  = regexp.MustCompile(`(?i)(authorization=)[^&\s"']+`)
-	bearerToken = regexp.MustCompile(`(?i)(bearer\s+)[A-Za-z0-9\-._~+/]+=*`)
+	bearerToken = regexp.MustCompile(`(?i)(bearer\s+)([A-Za-z0-9\-._~+/]+=*)`)
 	jwsToken    = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*`)
+	// proseWord is what follows "Bearer" in prose and in challenges rather
+	// than a credential: a short word of letters, lower case but for the
+	// first ("the Bearer scheme", "bearer token", `Bearer realm="x"`). A
+	// credential that short and plain would be guessable; it is left as
+	// is so that the hub's own messages stay readable.
+	proseWord = regexp.MustCompile(`^[A-Za-z][a-z]{0,15}=*$`)
 )
 
 // Redact removes credentials from s: the values of "authorization" query
-// parameters, bearer tokens and JWTs become "[REDACTED]".
+// parameters, bearer tokens and JWTs become "[REDACTED]". A short word of
+// letters after "Bearer" (as in "must use the Bearer scheme") is prose,
+// not a token, and stays.
 func Redact(s string) string {
 	s = queryToken.ReplaceAllString(s, "${1}[REDACTED]")
-	s = bearerToken.ReplaceAllString(s, "${1}[REDACTED]")
+	s = bearerToken.ReplaceAllStringFunc(s, func(m string) string {
+		sub := bearerToken.FindStringSubmatch(m)
+		if proseWord.MatchString(sub[2]) {
+			return m
+		}
+		return sub[1] + "[REDACTED]"
+	})
 	return jwsToken.ReplaceAllString(s, "[REDACTED]")
 }
 

@@ -32,6 +32,17 @@ func TestRedact(t *testing.T) {
 		"cookie mercureAuthorization=" + jws:                             "cookie mercureAuthorization=[REDACTED]",
 		"token " + jws + " in a message":                                 "token [REDACTED] in a message",
 		"nothing secret here":                                            "nothing secret here",
+		// Prose and challenges after "Bearer" are not tokens.
+		"the Authorization header must use the Bearer scheme":            "the Authorization header must use the Bearer scheme",
+		"the bearer token is empty":                                      "the bearer token is empty",
+		`WWW-Authenticate: Bearer realm="ssehub", error="invalid_token"`: `WWW-Authenticate: Bearer realm="ssehub", error="invalid_token"`,
+		// Anything else after it is: digits, punctuation, mixed case, length.
+		"Bearer abcdefghijklmnopq":      "Bearer [REDACTED]",
+		"Bearer s3cret":                 "Bearer [REDACTED]",
+		"Bearer SeCrEt":                 "Bearer [REDACTED]",
+		"Bearer abc=":                   "Bearer abc=",
+		"Bearer abc+/=":                 "Bearer [REDACTED]",
+		"bearer " + jws + " then prose": "bearer [REDACTED] then prose",
 	} {
 		if got := Redact(in); got != want {
 			t.Errorf("Redact(%q) = %q; want %q", in, got, want)
