@@ -25,6 +25,38 @@ type tokenClaims struct {
 	AuthorizationDetails json.RawMessage `json:"authorization_details,omitempty"`
 }
 
+// dateClaims are the registered claims that hold a NumericDate.
+var dateClaims = []string{"exp", "nbf", "iat"}
+
+// claimTypeError reports a registered date claim that is not a JSON
+// number.
+type claimTypeError struct{ claim string }
+
+func (e *claimTypeError) Error() string { return e.claim + " is not a number" }
+
+// UnmarshalJSON decodes a token's payload, refusing exp, nbf and iat
+// values that are not JSON numbers. RFC 7519 section 2 defines a
+// NumericDate as a JSON number; the JWT library also takes a string
+// holding one ("exp":"1700000000"), which issuers that emit it would
+// find accepted here and refused elsewhere.
+func (c *tokenClaims) UnmarshalJSON(b []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	for _, name := range dateClaims {
+		v, ok := raw[name]
+		if !ok || isNull(v) {
+			continue
+		}
+		if c := bytes.TrimSpace(v)[0]; c != '-' && (c < '0' || c > '9') {
+			return &claimTypeError{name}
+		}
+	}
+	type plain tokenClaims // without this method
+	return json.Unmarshal(b, (*plain)(c))
+}
+
 // grant builds the grant of verified claims. Any malformed part rejects the
 // whole token: acting on the rest would silently change what it grants.
 func (a *Authenticator) grant(c *tokenClaims) (*auth.Grant, error) {

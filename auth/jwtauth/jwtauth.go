@@ -309,7 +309,10 @@ func (a *Authenticator) describe(err error, t *jwt.Token, c *tokenClaims, allowe
 	if t != nil {
 		alg, _ = t.Header["alg"].(string)
 	}
+	var cte *claimTypeError
 	switch {
+	case errors.As(err, &cte):
+		return auth.InvalidToken("malformed claims: %s", cte)
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return auth.InvalidToken("token is malformed")
 	case t != nil && !slices.Contains(allowed, alg):

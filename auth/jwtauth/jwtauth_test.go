@@ -2,6 +2,7 @@ package jwtauth_test
 
 import (
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -117,7 +118,13 @@ func TestAttacks(t *testing.T) {
 		{"missing aud", jwtauth.Config{Audience: "https://hub.example.com/.well-known/mercure"}, auth.Publisher, hs256(t, valid), "token has no aud claim"},
 		{"wrong iss", jwtauth.Config{Issuer: "https://example.com"}, auth.Publisher, hs256(t, with("iss", "https://evil.example.com")), "wrong issuer"},
 		{"missing iss", jwtauth.Config{Issuer: "https://example.com"}, auth.Publisher, hs256(t, valid), "token has no iss claim"},
-		{"exp is a string", jwtauth.Config{}, auth.Publisher, hs256(t, jwt.MapClaims{"exp": "tomorrow"}), "token is malformed"},
+		{"exp is a string", jwtauth.Config{}, auth.Publisher, hs256(t, jwt.MapClaims{"exp": "tomorrow"}), "malformed claims: exp is not a number"},
+		{"exp is a numeric string", jwtauth.Config{}, auth.Publisher, hs256(t, jwt.MapClaims{"exp": fmt.Sprint(exp)}), "malformed claims: exp is not a number"},
+		{"exp is a numeric string, not required", jwtauth.Config{RequireExp: false}, auth.Publisher, hs256(t, with("exp", "4102444800")), "malformed claims: exp is not a number"},
+		{"nbf is a numeric string", jwtauth.Config{}, auth.Publisher, hs256(t, with("nbf", fmt.Sprint(now.Unix()))), "malformed claims: nbf is not a number"},
+		{"iat is a numeric string", jwtauth.Config{}, auth.Publisher, hs256(t, with("iat", fmt.Sprint(now.Unix()))), "malformed claims: iat is not a number"},
+		{"exp is an array", jwtauth.Config{}, auth.Publisher, hs256(t, jwt.MapClaims{"exp": []int64{exp}}), "malformed claims: exp is not a number"},
+		{"exp is true", jwtauth.Config{}, auth.Publisher, hs256(t, jwt.MapClaims{"exp": true}), "malformed claims: exp is not a number"},
 		{"typ JWE", jwtauth.Config{}, auth.Publisher, sign(t, jwt.SigningMethodHS256, secret, map[string]any{"typ": "JWE"}, valid), "token type JWE is not accepted"},
 		{"typ dpop+jwt", jwtauth.Config{}, auth.Publisher, sign(t, jwt.SigningMethodHS256, secret, map[string]any{"typ": "dpop+jwt"}, valid), "token type dpop+jwt is not accepted"},
 		{"typ not a string", jwtauth.Config{}, auth.Publisher, sign(t, jwt.SigningMethodHS256, secret, map[string]any{"typ": 1}, valid), "is not accepted"},
