@@ -668,7 +668,7 @@ func (h *Handler) parseUpdate(form url.Values) (*hub.Update, int, string) {
 		case strings.HasPrefix(id, "#"):
 			return nil, http.StatusBadRequest, `id must not start with "#"`
 		case len(id) > h.cfg.MaxIDLen:
-			return nil, http.StatusBadRequest, fmt.Sprintf("id is longer than %d bytes", h.cfg.MaxIDLen)
+			return nil, http.StatusBadRequest, fmt.Sprintf("id is longer than %d bytes (a client could not resume after it)", h.cfg.MaxIDLen)
 		}
 		if err := checkText("id", id); err != "" {
 			return nil, http.StatusBadRequest, err

@@ -210,6 +210,8 @@ func TestPublishRefusals(t *testing.T) {
 		{"reserved namespace encoded", "all", form("topic", "/.well-known/%6Dercure/x"), nil, 400, "reserved namespace"},
 		{"reserved namespace dot segments", "all", form("topic", "/a/../.well-known/mercure/x"), nil, 400, "reserved namespace"},
 		{"too many topics", "all", nil, nil, 400, "more than 100 topics"},
+		{"id too long", "all", form("topic", "a", "id", strings.Repeat("i", 1025)), nil, 400, "id is longer than 1024 bytes"},
+		{"id too long in multibyte characters", "all", form("topic", "a", "id", strings.Repeat("é", 513)), nil, 400, "id is longer than 1024 bytes"},
 		{"topic too long", "all", form("topic", strings.Repeat("t", 2049)), nil, 400, "longer than 2048 bytes"},
 		{"body too large", "all", form("topic", "a", "data", strings.Repeat("x", 5000)), nil, 413, "larger than 4096 bytes"},
 		{"wrong content type", "all", nil, http.Header{"Content-Type": {"application/json"}}, 415, "x-www-form-urlencoded"},
