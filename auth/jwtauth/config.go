@@ -276,10 +276,18 @@ type Config struct {
 	// leaked subscriber key cannot publish.
 	Subscriber Key
 	// Audience, when set, must appear in the token's aud claim (a string
-	// or an array). Mercure 1.0 requires it; it is optional here because
-	// v0.24 tokens rarely carry one. Use the hub's URL, such as
-	// "https://hub.example.com/.well-known/mercure".
+	// or an array): a token without aud is refused. Mercure 1.0 requires
+	// it; it is optional here because v0.24 tokens rarely carry one. Use
+	// the hub's URL, such as "https://hub.example.com/.well-known/mercure".
 	Audience string
+	// HubAudiences, used when Audience is empty, are the names of this
+	// hub a token's aud claim may use (compared exactly): a token whose
+	// aud names none of them was issued for another service and is
+	// refused ("wrong audience"); a token without aud is accepted, as
+	// v0.24 tokens rarely carry one. The server sets the hub's public URL
+	// and its Mercure endpoint URL here. Empty (and Audience empty) means
+	// aud is not checked.
+	HubAudiences []string
 	// Issuer, when set, must equal the token's iss claim of tokens
 	// verified by Publisher and Subscriber.
 	Issuer string
@@ -383,6 +391,8 @@ func (c Config) Validate() error {
 		return errors.New("jwtauth: MaxTokenBytes must not be negative")
 	case strings.ContainsAny(c.CookieName, " \t\r\n;,="):
 		return errors.New("jwtauth: CookieName is not a valid cookie name")
+	case slices.Contains(c.HubAudiences, ""):
+		return errors.New("jwtauth: HubAudiences has an empty name")
 	}
 	return nil
 }

@@ -14,8 +14,9 @@
 // algorithms are pinned by configuration and bound to the key type, "none"
 // never verifies, an HMAC secret that looks like a PEM key is refused, keys
 // come only from configuration (never from the token's jwk, jku or x5u
-// headers), exp and nbf are enforced, and aud and iss are checked when
-// configured.
+// headers), exp and nbf are enforced (and must be JSON numbers, as must
+// iat), aud and iss are checked when configured, and a token whose aud
+// names none of Config.HubAudiences is refused.
 //
 // # Keys
 //

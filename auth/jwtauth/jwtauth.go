@@ -25,8 +25,9 @@ type Authenticator struct {
 	maxDetails            int
 	maxMatchers           int
 	maxTokenBytes         int
-	requireExp            bool // whether exp, aud and iss are required,
-	audience, issuer      bool // for error messages
+	requireExp            bool     // whether exp, aud and iss are required,
+	audience, issuer      bool     // for error messages
+	hubAudiences          []string // see Config.HubAudiences; nil with Audience
 	selectors             *selector.Compiler
 	now                   func() time.Time
 	cache                 verifiedCache
@@ -69,6 +70,9 @@ func New(cfg Config) (*Authenticator, error) {
 		audience:      cfg.Audience != "",
 		issuer:        cfg.Issuer != "" || len(cfg.Issuers) > 0,
 		now:           cfg.Now,
+	}
+	if cfg.Audience == "" {
+		a.hubAudiences = slices.Clone(cfg.HubAudiences)
 	}
 	if a.now == nil {
 		a.now = time.Now
@@ -272,12 +276,30 @@ func (a *Authenticator) verify(ro *role, token string) (*auth.Grant, *auth.Error
 	if _, ok := t.Header["crit"]; ok {
 		return nil, auth.InvalidToken("critical header parameters are not supported")
 	}
+	if !a.forThisHub(claims.Audience) {
+		return nil, auth.InvalidToken("wrong audience")
+	}
 	g, cerr := a.grant(&claims)
 	if cerr != nil {
 		return nil, auth.InvalidToken("malformed claims: %s", cerr)
 	}
 	a.cache.put(ro, token, g, now)
 	return g, nil
+}
+
+// forThisHub reports whether a token with the audience aud may be used
+// here under Config.HubAudiences: aud is absent, or names one of them.
+// (Config.Audience is checked by the parser.)
+func (a *Authenticator) forThisHub(aud jwt.ClaimStrings) bool {
+	if len(a.hubAudiences) == 0 || len(aud) == 0 {
+		return true
+	}
+	for _, v := range aud {
+		if slices.Contains(a.hubAudiences, v) {
+			return true
+		}
+	}
+	return false
 }
 
 // acceptedType reports whether typ names a JWT or a JWT access token

@@ -36,7 +36,7 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 		logFormat string
 	)
 	fs.StringVar(&cfg.Addr, "addr", "localhost:8080", "address to listen on")
-	fs.StringVar(&cfg.PublicURL, "public-url", "", "public URL of the hub, e.g. https://hub.example.com (default: from --addr)")
+	fs.StringVar(&cfg.PublicURL, "public-url", "", "public URL of the hub, e.g. https://hub.example.com: relative topics resolve against it, and a token's aud, when present, must name it or its /.well-known/mercure URL unless --jwt-audience is set (default: from --addr)")
 	fs.StringVar(&cfg.PublisherKey, "publisher-key", "", "HMAC secret of publisher tokens, at least 32 bytes (default: generated at start)")
 	fs.StringVar(&cfg.SubscriberKey, "subscriber-key", "", "HMAC secret of subscriber tokens, at least 32 bytes (default: the publisher key)")
 	fs.String(configFlag, "", "TOML `file` of settings, the flag names as keys (addr = \":8080\", cors-origin = [\"https://a.example\"]); the command line and SSEHUB_* variables win over it")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ssehub/ssehub/auth"
 	"github.com/ssehub/ssehub/auth/jwtauth"
+	"github.com/ssehub/ssehub/internal/server"
 )
 
 func token(_ context.Context, stdio IO, args []string) error {
@@ -20,11 +21,12 @@ func token(_ context.Context, stdio IO, args []string) error {
 	}
 	fs := flagSet("token", "token [flags]", stdio)
 	var (
-		publish, subscribe listFlag
-		key, subject       string
-		ttl                time.Duration
+		publish, subscribe, audience listFlag
+		key, subject                 string
+		ttl                          time.Duration
 	)
 	fs.Var(&publish, "publish", "topic `selector` the token may publish to (repeatable; * for all)")
+	fs.Var(&audience, "audience", "`aud` claim naming the hub the token is for, e.g. https://hub.example.com/.well-known/mercure (repeatable; default: none)")
 	fs.Var(&subscribe, "subscribe", "topic `selector` whose private updates the token may read (repeatable)")
 	fs.StringVar(&key, "publisher-key", "", "HMAC secret to sign with, at least 32 bytes (the hub's --publisher-key or --subscriber-key)")
 	fs.StringVar(&subject, "subject", "ssehub-cli", "the token's subject (sub claim)")
@@ -45,7 +47,18 @@ func token(_ context.Context, stdio IO, args []string) error {
 	if err := checkKey(origin(fs, stdio, "publisher-key"), key); err != nil {
 		return err
 	}
-	tok, err := mintToken(key, subject, publish, subscribe, ttl)
+	for _, a := range audience {
+		if a == "" {
+			return usagef("%s must not be empty", origin(fs, stdio, "audience"))
+		}
+	}
+	tok, err := jwtauth.Mint(jwtauth.Key{Secret: []byte(key)}, jwtauth.Claims{
+		Subject:   subject,
+		Publish:   publish,
+		Subscribe: subscribe,
+		Audience:  audience,
+		Expires:   time.Now().Add(ttl),
+	})
 	if err != nil {
 		return err
 	}
@@ -96,7 +109,7 @@ func addAuthFlags(fs *flag.FlagSet) *authFlags {
 	fs.StringVar(&a.pubJWKS, "publisher-jwks", "", "JWK Set verifying publisher tokens: an https `URL` (refreshed hourly and on unknown key IDs) or a file")
 	fs.StringVar(&a.subJWKS, "subscriber-jwks", "", "JWK Set verifying subscriber tokens: an https `URL` or a file")
 	fs.Var(&a.algs, "jwt-alg", "accepted JWT `algorithm` (repeatable; default: HS256 for a secret, RS256 for RSA keys and JWK Sets, the curve's for ECDSA, EdDSA for Ed25519)")
-	fs.StringVar(&a.audience, "jwt-audience", "", "require this aud claim, e.g. the hub's URL")
+	fs.StringVar(&a.audience, "jwt-audience", "", "require this aud claim instead of the default rule (a token's aud, when present, must name the hub's --public-url or its /.well-known/mercure URL)")
 	fs.StringVar(&a.issuer, "jwt-issuer", "", "require this iss claim")
 	fs.BoolVar(&a.requireExp, "jwt-require-exp", false, "refuse tokens without an exp claim")
 	fs.DurationVar(&a.leeway, "jwt-leeway", 0, "clock skew tolerated on exp, nbf and iat")
@@ -155,8 +168,9 @@ func (a *authFlags) config(fs *flag.FlagSet, stdio IO, pubSecret, subSecret bool
 // claims, never a key or the signature.
 func inspect(stdio IO, args []string) error {
 	fs := flagSet("token inspect", "token inspect [flags] TOKEN|-", stdio)
-	var pubKey, subKey, role string
+	var pubKey, subKey, role, publicURL string
 	fs.StringVar(&pubKey, "publisher-key", "", "HMAC secret of publisher tokens (as for serve)")
+	fs.StringVar(&publicURL, "public-url", "", "the hub's public URL (as for serve): a token's aud, when present, must name it (default: aud is not checked)")
 	fs.StringVar(&subKey, "subscriber-key", "", "HMAC secret of subscriber tokens (as for serve; default: the publisher key)")
 	fs.StringVar(&role, "role", "both", "check the token as a publisher, subscriber or both")
 	af := addAuthFlags(fs)
@@ -204,6 +218,9 @@ func inspect(stdio IO, args []string) error {
 	}
 	if cfg.Publisher.IsZero() {
 		return usagef("no key: set --publisher-key, --publisher-public-key or --publisher-jwks as the hub has them")
+	}
+	if publicURL != "" && cfg.Audience == "" {
+		cfg.HubAudiences = server.HubAudiences(publicURL)
 	}
 	a, err := jwtauth.New(cfg)
 	if err != nil {

@@ -36,8 +36,8 @@ type Config struct {
 	// Addr is the listen address. Empty means "localhost:8080".
 	Addr string
 	// PublicURL is the hub's public URL, used to resolve relative topics
-	// and selectors and to guard the reserved namespace. Empty means
-	// derived from Addr.
+	// and selectors, to guard the reserved namespace and as the audience
+	// tokens may name (see Auth). Empty means derived from Addr.
 	PublicURL string
 	// PublisherKey is the HMAC secret publisher tokens are signed with.
 	// Empty means a random key generated at start (see GeneratedKey).
@@ -99,6 +99,10 @@ type Config struct {
 	// exp, cookie name, query tokens and selector limits. PublisherKey and
 	// SubscriberKey, when set, become its Publisher and Subscriber keys
 	// (keeping their Algorithms). Its Selectors is set by the server.
+	// When neither its Audience nor its HubAudiences is set, HubAudiences
+	// becomes the hub's public URL (URL, with and without a trailing
+	// slash) and its endpoint URL (HubURL): a token whose aud names
+	// another audience is refused, one without aud is accepted.
 	Auth jwtauth.Config
 	// Limits caps streams (in total, per IP, per token subject) and the
 	// publish rate of each publisher. The zero value limits nothing.
@@ -293,6 +297,10 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return fail(fmt.Errorf("configuring authentication: %w", err))
 	}
+	if jcfg.Audience == "" && len(jcfg.HubAudiences) == 0 {
+		// A token for another service is not a token for this hub.
+		jcfg.HubAudiences = HubAudiences(s.url)
+	}
 	authn, err := jwtauth.New(jcfg)
 	if err != nil {
 		return fail(fmt.Errorf("configuring authentication: %w", err))
@@ -431,6 +439,16 @@ func publicURL(configured, listen string, addr net.Addr, tlsOn bool) string {
 		port = fmt.Sprint(ta.Port)
 	}
 	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// HubAudiences returns the names a token's aud claim may give the hub
+// whose public URL is publicURL: the URL with and without a trailing
+// slash, and the Mercure endpoint URL below it (the RFC 9728 resource the
+// hub advertises). The server uses them as jwtauth.Config.HubAudiences
+// when no audience is configured.
+func HubAudiences(publicURL string) []string {
+	base := strings.TrimSuffix(publicURL, "/")
+	return []string{base, base + "/", base + ssehttp.DefaultPath}
 }
 
 // readyTimeout bounds the store check of /readyz, below the 1 s that
