@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -62,7 +63,7 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 	fs.BoolVar(&cfg.H2C, "h2c", false, "also serve cleartext HTTP/2 (behind a proxy that speaks it)")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long a graceful shutdown may take")
 	fs.StringVar(&cfg.Engine, "store", "bolt", "where history is kept: bolt (durable, in --data), memory (lost on exit), or a shared engine for several hubs: redis://HOST:PORT (Redis Streams) or nats://HOST:PORT (NATS JetStream)")
-	fs.StringVar(&cfg.DataDir, "data", server.DefaultDataDir, "`directory` of the bolt store")
+	fs.StringVar(&cfg.DataDir, "data", server.DefaultDataDir, "`directory` of the bolt store, and of the publisher key generated when none is set (publisher.key)")
 	fs.DurationVar(&cfg.CommitDelay, "commit-delay", 0, "bolt store: how long a commit waits for more publishes when the previous one carried at least 32: fewer commits, less CPU per publish with hundreds of concurrent publishers (e.g. 2ms; see docs/BENCHMARKS.md); 0: never wait")
 	fs.Int64Var(&cfg.SegmentSize, "wal-segment-size", 0, "bolt store: `bytes` per write-ahead log segment; the log keeps one being written and up to two spare (0: 4 MiB; at least 65536)")
 	fs.IntVar(&cfg.Retention.MaxUpdates, "max-updates", 0, "updates of history to keep (0: 1000000 for bolt, 10000 for memory; negative: no limit, bolt only)")
@@ -204,6 +205,14 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 	return nil
 }
 
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
 func printBanner(stdio IO, srv *server.Server) {
 	w := stdio.Stdout
 	fmt.Fprintf(w, "ssehub %s serving\n", Version)
@@ -219,7 +228,16 @@ func printBanner(stdio IO, srv *server.Server) {
 		fmt.Fprintf(w, "  (cannot mint a token: %v)\n", err)
 		return
 	}
-	fmt.Fprintln(w, "  publisher key: generated for this run; set --publisher-key to keep tokens valid across restarts")
+	if file := srv.PublisherKeyFile(); file != "" {
+		fmt.Fprintf(w, "  publisher key: generated once and kept in %s (mode 0600): tokens stay valid across restarts\n", file)
+		mint := "ssehub token --publish '*'"
+		if dir := filepath.Dir(file); dir != server.DefaultDataDir {
+			mint = "ssehub token --data " + shellQuote(dir) + " --publish '*'"
+		}
+		fmt.Fprintf(w, "  mint tokens with: %s\n", mint)
+	} else {
+		fmt.Fprintln(w, "  publisher key: generated for this run (this store has no data directory to keep it in); set --publisher-key to keep tokens valid across restarts")
+	}
 	fmt.Fprintf(w, "  token (publish and subscribe on every topic): %s\n", tok)
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  subscribe: curl -N '%s?topic=demo'\n", srv.HubURL())

@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	iofs "io/fs"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -22,29 +24,39 @@ func token(_ context.Context, stdio IO, args []string) error {
 	fs := flagSet("token", "token [flags]", stdio)
 	var (
 		publish, subscribe, audience listFlag
-		key, subject                 string
+		key, subject, dataDir        string
 		ttl                          time.Duration
 	)
 	fs.Var(&publish, "publish", "topic `selector` the token may publish to (repeatable; * for all)")
 	fs.Var(&audience, "audience", "`aud` claim naming the hub the token is for, e.g. https://hub.example.com/.well-known/mercure (repeatable; default: none)")
 	fs.Var(&subscribe, "subscribe", "topic `selector` whose private updates the token may read (repeatable)")
-	fs.StringVar(&key, "publisher-key", "", "HMAC secret to sign with, at least 32 bytes (the hub's --publisher-key or --subscriber-key)")
+	fs.StringVar(&key, "publisher-key", "", "HMAC secret to sign with, at least 32 bytes (the hub's --publisher-key or --subscriber-key; default: the key ssehub serve generated in --data)")
+	fs.StringVar(&dataDir, "data", server.DefaultDataDir, "`directory` of the hub (as for serve) whose generated publisher key signs when --publisher-key is not set")
 	fs.StringVar(&subject, "subject", "ssehub-cli", "the token's subject (sub claim)")
 	fs.DurationVar(&ttl, "ttl", time.Hour, "how long the token is valid")
 	if err := parse(fs, args, stdio); err != nil {
 		return err
 	}
+	keyFrom := origin(fs, stdio, "publisher-key")
+	if key == "" && fs.NArg() == 0 {
+		k, err := server.ReadKeyFile(dataDir)
+		switch {
+		case errors.Is(err, iofs.ErrNotExist):
+			return usagef("no key: set --publisher-key or SSEHUB_PUBLISHER_KEY (or point --data at the directory where ssehub serve keeps its generated key; %s has none)", filepath.Join(dataDir, server.KeyFileName))
+		case err != nil:
+			return err
+		}
+		key, keyFrom = k, filepath.Join(dataDir, server.KeyFileName)
+	}
 	switch {
 	case fs.NArg() > 0:
 		return usagef("unexpected argument %q", fs.Arg(0))
-	case key == "":
-		return usagef("no key: set --publisher-key or SSEHUB_PUBLISHER_KEY")
 	case ttl <= 0:
 		return usagef("%s must be positive", origin(fs, stdio, "ttl"))
 	case len(publish) == 0 && len(subscribe) == 0:
 		return usagef("grant something: add --publish or --subscribe selectors")
 	}
-	if err := checkKey(origin(fs, stdio, "publisher-key"), key); err != nil {
+	if err := checkKey(keyFrom, key); err != nil {
 		return err
 	}
 	for _, a := range audience {

@@ -7,14 +7,13 @@ package server
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,7 +39,10 @@ type Config struct {
 	// tokens may name (see Auth). Empty means derived from Addr.
 	PublicURL string
 	// PublisherKey is the HMAC secret publisher tokens are signed with.
-	// Empty means a random key generated at start (see GeneratedKey).
+	// Empty (and no key in Auth) means a generated random key: with the
+	// embedded store, the one kept in DataDir (KeyFileName, mode 0600),
+	// written on the first start and reused by the next ones; with any
+	// other store, a new one each start (see PublisherKeyFile).
 	PublisherKey string
 	// SubscriberKey is the HMAC secret subscriber tokens are signed with.
 	// Empty means PublisherKey.
@@ -215,6 +217,7 @@ type Server struct {
 	url      string
 	genKey   bool
 	pubKey   string
+	keyFile  string // where the generated key is kept, if it is
 	draining atomic.Bool
 	serveErr chan error
 	metrics  *metrics.Metrics // nil when disabled
@@ -242,12 +245,6 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s.log = slog.New(redacting(s.log.Handler()))
 	s.pubKey = cfg.PublisherKey
-	if needsGeneratedKey(cfg) {
-		var b [32]byte
-		_, _ = rand.Read(b[:])
-		s.pubKey, s.genKey = hex.EncodeToString(b[:]), true
-	}
-
 	var rules *topicRules // compiled once the hub URL is known
 	if cfg.Store == nil {
 		rules = newTopicRules(cfg.Retention.Topics)
@@ -255,8 +252,21 @@ func Start(cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
+		if needsGeneratedKey(cfg) && (cfg.Engine == "" || cfg.Engine == "bolt") {
+			// The store holds the data directory now: the key kept there
+			// is this hub's alone.
+			dir := cmp.Or(cfg.DataDir, DefaultDataDir)
+			if s.pubKey, err = keepKey(dir); err != nil {
+				st.Close()
+				return nil, err
+			}
+			s.genKey, s.keyFile = true, filepath.Join(dir, KeyFileName)
+		}
 		cfg.Store = st
 		s.cfg.Store = st
+	}
+	if needsGeneratedKey(cfg) && !s.genKey {
+		s.pubKey, s.genKey = generateKey(), true
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -496,8 +506,15 @@ func (s *Server) MetricsAddr() net.Addr {
 }
 
 // PublisherKey returns the publisher key in use, and whether it was
-// generated at start because none was configured.
+// generated because none was configured (at this start or, when
+// PublisherKeyFile says where it is kept, at an earlier one).
 func (s *Server) PublisherKey() (key string, generated bool) { return s.pubKey, s.genKey }
+
+// PublisherKeyFile returns the file the generated publisher key is kept
+// in (KeyFileName in the data directory of the embedded store), or ""
+// when the key is configured or, with another store, lives only as long as
+// the process.
+func (s *Server) PublisherKeyFile() string { return s.keyFile }
 
 // Done returns a channel that receives the serve error (nil after a clean
 // shutdown) when the server stops serving.
