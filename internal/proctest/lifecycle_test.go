@@ -65,12 +65,13 @@ func TestSIGTERMDrainsAtEventBoundaries(t *testing.T) {
 
 // TestDiskFullAnswers503AndRecovers runs the hub on a small tmpfs: when the
 // disk is full, publishing answers 503 with a reason and is not
-// acknowledged, live streams stay open, and once space is freed publishing
-// works again without a restart.
+// acknowledged, /readyz answers 503, live streams stay open, and once
+// space is freed the hub is ready and publishing works again without a
+// restart.
 func TestDiskFullAnswers503AndRecovers(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", dir).CombinedOutput(); err != nil {
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", dir).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount a small tmpfs (needs root): %v %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
@@ -109,14 +110,34 @@ func TestDiskFullAnswers503AndRecovers(t *testing.T) {
 	if status != http.StatusServiceUnavailable || !strings.Contains(body, "out of disk space") {
 		t.Fatalf("publishing on a full disk: %d %q; want 503 naming the full disk", status, body)
 	}
-	// The hub is still alive and ready to serve streams.
+	// The hub is still alive and serves streams, but is not ready: a
+	// load balancer should send publishes elsewhere.
 	if resp, err := http.Get(p.base + "/healthz"); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("healthz on a full disk: %v", err)
 	}
+	if code, body := get(t, p.base+"/readyz"); code != http.StatusServiceUnavailable || body != "store is out of disk space\n" {
+		t.Fatalf("readyz on a full disk: %d %q; want 503 naming the full disk", code, body)
+	}
 	os.Remove(filepath.Join(dir, "filler"))
+	// Ready again once a WAL segment (4 MiB) fits, before any publish:
+	// a hub out of rotation may get none to try.
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(data, &st); err != nil {
+		t.Fatal(err)
+	}
+	free := uint64(st.Bavail) * uint64(st.Bsize)
+	if free < 4<<20 {
+		t.Fatalf("only %d bytes free once the filler is removed: the tmpfs is too small for this test", free)
+	}
+	if code, body := get(t, p.base+"/readyz"); code != 200 {
+		t.Fatalf("readyz with %d bytes free: %d %q; want ready", free, code, body)
+	}
 	status, id, err := publish(ctx, http.DefaultClient, p.url, tok, url.Values{"topic": {"disk"}, "data": {"after"}, "id": {"recovered"}})
 	if err != nil || status != 200 || id != "recovered" {
 		t.Fatalf("publishing after space was freed: %d %q %v", status, id, err)
+	}
+	if code, body := get(t, p.base+"/readyz"); code != 200 {
+		t.Fatalf("readyz after a publish succeeded: %d %q", code, body)
 	}
 	// The open stream receives it.
 	for {
@@ -128,4 +149,16 @@ func TestDiskFullAnswers503AndRecovers(t *testing.T) {
 			break
 		}
 	}
+}
+
+// get returns the status and body of a GET of rawURL.
+func get(t *testing.T, rawURL string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

@@ -217,7 +217,8 @@ type Server struct {
 	url      string
 	genKey   bool
 	pubKey   string
-	keyFile  string // where the generated key is kept, if it is
+	keyFile  string     // where the generated key is kept, if it is
+	disk     *diskWatch // the embedded store's, nil with another store
 	draining atomic.Bool
 	serveErr chan error
 	metrics  *metrics.Metrics // nil when disabled
@@ -261,6 +262,10 @@ func Start(cfg Config) (*Server, error) {
 				return nil, err
 			}
 			s.genKey, s.keyFile = true, filepath.Join(dir, KeyFileName)
+		}
+		if ds, ok := st.(dirStore); ok {
+			s.disk = watchDisk(ds, cmp.Or(cfg.SegmentSize, defaultSegmentSize))
+			st = s.disk
 		}
 		cfg.Store = st
 		s.cfg.Store = st
@@ -465,8 +470,9 @@ func HubAudiences(publicURL string) []string {
 // Kubernetes gives a probe by default.
 const readyTimeout = 500 * time.Millisecond
 
-// ready answers /readyz: 503 once a drain began or when the store does not
-// answer Bounds within readyTimeout.
+// ready answers /readyz: 503 once a drain began, when the store does not
+// answer Bounds within readyTimeout, or while the embedded store refuses
+// appends for lack of disk space (see diskWatch).
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if s.draining.Load() {
@@ -479,6 +485,11 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	if _, _, err := s.hub.Store().Bounds(ctx); err != nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintln(w, "store unavailable")
+		return
+	}
+	if s.disk != nil && s.disk.noSpace() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "store is out of disk space")
 		return
 	}
 	fmt.Fprintln(w, "ready")
