@@ -18,9 +18,12 @@ type CatchUpRequest struct {
 	// Next and takes precedence over After.
 	Cursor Position
 	// Limit caps the updates in the page. Zero means 100; it is capped at
-	// the hub's ReplayLimit.
+	// MaxCatchUpLimit and at the hub's ReplayLimit when that is set.
 	Limit int
 }
+
+// MaxCatchUpLimit caps CatchUpRequest.Limit: one page is built in memory.
+const MaxCatchUpLimit = 10000
 
 // CatchUpPage is one page of history.
 type CatchUpPage struct {
@@ -54,7 +57,10 @@ func (h *Hub) CatchUp(ctx context.Context, req CatchUpRequest) (CatchUpPage, err
 	if limit <= 0 {
 		limit = 100
 	}
-	limit = min(limit, h.cfg.ReplayLimit)
+	limit = min(limit, MaxCatchUpLimit)
+	if h.cfg.ReplayLimit > 0 {
+		limit = min(limit, h.cfg.ReplayLimit)
+	}
 	s := &Subscription{h: h, all: req.Topics, canRead: req.CanRead}
 	var page CatchUpPage
 	after := Position{Epoch: *h.epoch.Load()}

@@ -27,8 +27,13 @@ type Config struct {
 	// QueueBytes caps the bytes that may wait for one subscriber. Zero
 	// means 8 MiB.
 	QueueBytes int
-	// ReplayLimit caps how many updates one resume replays; past it the
-	// subscriber is told of a gap. Zero means 10000.
+	// ReplayLimit, when positive, caps how many updates one resume
+	// replays: past it the replay stops with a replay-limit gap notice and
+	// live delivery continues. Zero, the default, replays every retained
+	// update the subscriber missed, however many: the replay is read from
+	// the store a batch at a time, each batch only once the consumer has
+	// drained the previous one, so its pace is the subscriber's and its
+	// memory a batch (see Subscription.Drain). Negative means zero.
 	ReplayLimit int
 	// Now returns the current time. Nil means time.Now.
 	Now func() time.Time
@@ -139,9 +144,7 @@ func New(cfg Config) (*Hub, error) {
 	if cfg.QueueBytes <= 0 {
 		cfg.QueueBytes = 8 << 20
 	}
-	if cfg.ReplayLimit <= 0 {
-		cfg.ReplayLimit = 10000
-	}
+	cfg.ReplayLimit = max(cfg.ReplayLimit, 0)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

@@ -28,8 +28,9 @@ const (
 	// GapUnknownID means the requested ID is not in the retained history:
 	// it expired, was never published here, or history was lost.
 	GapUnknownID GapReason = "unknown-id"
-	// GapReplayLimit means more updates were missed than one replay sends;
-	// the replay stopped short and live delivery continued.
+	// GapReplayLimit means more updates were missed than one replay sends
+	// (only with a Config.ReplayLimit set); the replay stopped short and
+	// live delivery continued.
 	GapReplayLimit GapReason = "replay-limit"
 	// GapHistoryLost means the store lost history during the replay.
 	GapHistoryLost GapReason = "history-lost"
@@ -164,7 +165,7 @@ func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest) (*Subscriptio
 			s.resume.Anchor = req.LastEventID
 		case errors.Is(err, ErrNotFound):
 			// As the Mercure-Last-Event-ID "earliest" says: the gap notice,
-			// then every retained update (bounded by ReplayLimit), so that
+			// then every retained update (up to a ReplayLimit, if set), so that
 			// a client using the hub as its event store can rebuild. An
 			// ID the subscriber may not see is treated exactly the same.
 			s.resume.Anchor = Earliest
@@ -320,8 +321,15 @@ func (s *Subscription) end(err error, drop bool) {
 // other subscriptions too (ssehttp's flusher pool) for long.
 const lateMatchBudget = 256
 
-// replayBatch is how many updates one Drain takes from history.
-const replayBatch = 256
+// What one Drain takes from history: at most replayBatch updates and,
+// past the first, replayBatchBytes (as charged to queues), examining at
+// most 16 times replayBatch. The next batch is read from the store only
+// when the consumer calls Drain again, after writing this one: a replay of
+// any length holds one batch per subscriber and goes at its pace.
+const (
+	replayBatch      = 256
+	replayBatchBytes = 256 << 10
+)
 
 // Drain appends to dst what the subscriber should receive next, in order:
 // a gap notice if any, replayed history, then queued live updates. It
@@ -331,6 +339,10 @@ const replayBatch = 256
 // For a subscription that tests its own patterns (see
 // SubscribeRequest.Topics), a call may return nothing: the updates it
 // tested did not match.
+// While the subscription replays history, one call returns at most one
+// batch of it, read from the store by that call: a consumer that writes
+// what Drain returned before calling it again paces the replay and holds
+// one batch at a time, however long the replay.
 func (s *Subscription) Drain(ctx context.Context, dst []*Update) ([]*Update, error) {
 	if s.closed {
 		return dst, ErrClosed
@@ -414,12 +426,12 @@ func (s *Subscription) drainLate(dst []*Update) ([]*Update, error) {
 // s.replaying when history up to replayUpto has been served.
 func (s *Subscription) replay(ctx context.Context, dst []*Update) ([]*Update, error) {
 	limit := s.h.cfg.ReplayLimit
-	n, scanned, finished := 0, 0, true
+	n, bytes, scanned, finished := 0, 0, 0, true
 	err := s.h.store.Read(ctx, s.replayAfter, func(u *Update) bool {
 		if u.Pos.Seq > s.replayUpto {
 			return false // caught up with live delivery
 		}
-		if s.replayed >= limit {
+		if limit > 0 && s.replayed >= limit {
 			s.setGap(GapReplayLimit)
 			dst = append(dst, s.pendingGap)
 			s.pendingGap = nil
@@ -430,11 +442,12 @@ func (s *Subscription) replay(ctx context.Context, dst []*Update) ([]*Update, er
 		if s.visible(u) {
 			dst = append(dst, u)
 			n++
+			bytes += u.size()
 			s.replayed++
 			s.h.stats.replayed.Add(1)
 			s.h.stats.delivered.Add(1)
 		}
-		if n >= replayBatch || scanned >= 16*replayBatch {
+		if n >= replayBatch || bytes >= replayBatchBytes || scanned >= 16*replayBatch {
 			finished = false // this call's share is done; more may remain
 			return false
 		}

@@ -71,7 +71,7 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 	fs.DurationVar(&cfg.Retention.MaxAge, "max-age", 0, "how long history is kept (0: 24h for bolt, no limit for memory; negative: no limit)")
 	var topicRules topicRuleFlag
 	fs.Var(&topicRules, "retention-topic", "`rule` PATTERN=max-updates=N,max-bytes=SIZE,max-age=DURATION limiting each topic PATTERN matches (a topic, URI template, or URL pattern with match-type=urlpattern); repeatable, the first matching rule applies; in the variable, one rule per line")
-	fs.IntVar(&cfg.ReplayLimit, "replay-limit", 10000, "most updates one resume replays; past it the client gets an ssehub.gap event (replay-limit) and live updates")
+	fs.IntVar(&cfg.ReplayLimit, "replay-limit", 0, "most updates one resume replays; past it the client gets an ssehub.gap event (replay-limit) and live updates (0: no limit, every retained update it missed)")
 	fs.DurationVar(&cfg.IdempotencyWindow, "idempotency-window", 10*time.Minute, "how long an Idempotency-Key is remembered")
 	fs.BoolVar(&cfg.Subscriptions, "subscriptions", false, "publish Mercure subscription events and serve the active-subscriptions API at /.well-known/mercure/subscriptions (cluster-wide on a shared engine)")
 	fs.DurationVar(&cfg.PresenceLease, "presence-lease", server.DefaultPresenceLease, "with --subscriptions on a shared engine: how long the subscriptions of a hub that died stay listed before another hub announces their end")
@@ -111,8 +111,8 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 	if cfg.IdempotencyWindow <= 0 {
 		return usagef("%s must be positive", from("idempotency-window"))
 	}
-	if cfg.ReplayLimit <= 0 {
-		return usagef("%s must be positive", from("replay-limit"))
+	if cfg.ReplayLimit < 0 {
+		return usagef("%s must not be negative", from("replay-limit"))
 	}
 	if cfg.PresenceLease < 300*time.Millisecond {
 		return usagef("%s must be at least 300ms", from("presence-lease"))

@@ -134,6 +134,7 @@ func TestServeSecurityFlags(t *testing.T) {
 		{[]string{"--max-body-bytes", "0"}, 2, "--max-body-bytes must be positive"},
 		{[]string{"--read-header-timeout", "0s"}, 2, "--read-header-timeout must be positive"},
 		{[]string{"--max-lifetime", "-1s"}, 2, "--max-lifetime must not be negative"},
+		{[]string{"--replay-limit", "-1"}, 2, "--replay-limit must not be negative"},
 		{[]string{"--jwt-leeway", "-1s"}, 2, "--jwt-leeway must not be negative"},
 		{[]string{"--cookie-name", "a;b"}, 2, "--cookie-name is not a valid cookie name"},
 		{[]string{"--publisher-key", inspectKey, "--publisher-public-key", "k.pem"}, 2, "set one of --publisher-key"},

@@ -82,9 +82,9 @@ type Config struct {
 	// IdempotencyWindow is how long Idempotency-Key values are remembered.
 	// Zero means the hub's default (10 minutes).
 	IdempotencyWindow time.Duration
-	// ReplayLimit caps how many updates one resume replays; past it the
-	// subscriber gets a replay-limit gap notice. Zero means the hub's
-	// default (10,000).
+	// ReplayLimit, when positive, caps how many updates one resume
+	// replays; past it the subscriber gets a replay-limit gap notice. Zero
+	// replays everything the subscriber missed (see hub.Config).
 	ReplayLimit int
 	// Store, when set, is used instead of the one Engine names (and
 	// Retention does not apply). The server closes it on shutdown.
