@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 )
 
@@ -53,9 +54,10 @@ type SubscribeRequest struct {
 	// CanRead reports whether the subscriber may read a private update with
 	// the given topics. Nil means it reads public updates only.
 	CanRead func(topics []string) bool
-	// LastEventID is the ID of the last update the client saw: updates
-	// after it are replayed first. Empty means live updates only; Earliest
-	// means all retained history.
+	// LastEventID is the ID of the last update the client saw, or a
+	// stream cursor (see Subscription.Cursor): updates after it are
+	// replayed first. Empty means live updates only; Earliest means all
+	// retained history.
 	LastEventID string
 	// Notify, when set, is called instead of signalling the Ready channel
 	// whenever Drain has something new to return: updates, a gap notice or
@@ -72,7 +74,8 @@ type Resume struct {
 	// Requested is SubscribeRequest.LastEventID.
 	Requested string
 	// Anchor is the ID of the update preceding the first one replayed: the
-	// requested ID when it was found, otherwise Earliest. This is the
+	// requested ID (or stream cursor) when it was found, otherwise
+	// Earliest. This is the
 	// value of the Mercure-Last-Event-ID response header. It is never the
 	// ID of an update the subscriber may not see.
 	Anchor string
@@ -89,8 +92,9 @@ type Subscription struct {
 	all         []Matcher
 	canRead     func([]string) bool
 	resume      Resume
-	registered  bool // guarded by h.mu
-	matchLate   bool // Drain tests the selectors: see SubscribeRequest.Topics
+	cursor      Position // the registration position P, for Cursor
+	registered  bool     // guarded by h.mu
+	matchLate   bool     // Drain tests the selectors: see SubscribeRequest.Topics
 
 	ready  chan struct{} // capacity 1: "Drain has something to say"; nil with notify
 	notify func()
@@ -189,15 +193,20 @@ func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest) (*Subscriptio
 		return nil, err
 	}
 	s.replayUpto = max(upto, newest.Seq)
+	s.cursor = Position{Seq: s.replayUpto, Epoch: newest.Epoch}
 	if s.replaying || s.pendingGap != nil {
 		s.signal()
 	}
 	return s, nil
 }
 
-// resolve finds the position of id, treating an update the subscriber may
-// not see as unknown so that its existence is not disclosed.
+// resolve finds the position of id, an update ID or a stream cursor,
+// treating an update the subscriber may not see as unknown so that its
+// existence is not disclosed.
 func (h *Hub) resolve(ctx context.Context, s *Subscription, id string) (Position, error) {
+	if strings.HasPrefix(id, CursorPrefix) {
+		return h.resolveCursor(ctx, id)
+	}
 	pos, err := h.store.Lookup(ctx, id)
 	if err != nil {
 		return Position{}, err

@@ -1,11 +1,9 @@
 package ssehttp
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/ssehub/ssehub/hub"
@@ -107,22 +105,6 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
 }
 
 // encodeCursor makes a position opaque to clients.
-func encodeCursor(p hub.Position) string {
-	if p.Seq == 0 && p.Epoch == "" {
-		return ""
-	}
-	return base64.RawURLEncoding.EncodeToString([]byte(p.Epoch + "." + strconv.FormatUint(p.Seq, 10)))
-}
+func encodeCursor(p hub.Position) string { return hub.EncodePosition(p) }
 
-func decodeCursor(s string) (hub.Position, bool) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return hub.Position{}, false
-	}
-	epoch, seq, ok := strings.Cut(string(b), ".")
-	n, err := strconv.ParseUint(seq, 10, 64)
-	if !ok || err != nil {
-		return hub.Position{}, false
-	}
-	return hub.Position{Epoch: epoch, Seq: n}, true
-}
+func decodeCursor(s string) (hub.Position, bool) { return hub.DecodePosition(s) }
