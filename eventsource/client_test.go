@@ -132,6 +132,8 @@ func TestLastEventID(t *testing.T) {
 			want: []sse.Event{{Type: "message", Data: "a"}}},
 		{name: "id without data committed", stream: []string{"data: a\n\nid: 7\n\n"},
 			want: []sse.Event{{Type: "message", Data: "a"}}, wantID: "7"},
+		{name: "lone id before any event (ssehub's stream cursor)", stream: []string{"retry: 3000\n\nid: #YWJjLjQy\n\n"},
+			want: nil, wantID: "#YWJjLjQy"},
 		{name: "initial id", initial: "init", stream: []string{"data: a\n\n"},
 			want: []sse.Event{{ID: "init", Type: "message", Data: "a"}}, wantID: "init"},
 		{name: "partial event discarded", stream: []string{"id: abc\ndata: Hello\n\nid: def\ndata: Goodbye"},

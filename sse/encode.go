@@ -53,6 +53,21 @@ func AppendRetry(dst []byte, d time.Duration) []byte {
 	return append(appendRetry(dst, d), '\n')
 }
 
+// AppendID appends a lone id field, followed by a blank line, to dst. A
+// client sets its last event ID to id (the value it sends as Last-Event-ID
+// when it reconnects) and dispatches no event, since no data was given:
+// the WHATWG algorithm sets the last event ID at a blank line whether or
+// not an event follows. It returns dst unchanged and ErrInvalidID if id
+// contains CR, LF or NUL.
+func AppendID(dst []byte, id string) ([]byte, error) {
+	if err := (Event{ID: id}).Validate(); err != nil {
+		return dst, err
+	}
+	dst = append(dst, "id: "...)
+	dst = append(dst, id...)
+	return append(dst, '\n', '\n'), nil
+}
+
 func appendRetry(dst []byte, d time.Duration) []byte {
 	dst = append(dst, "retry: "...)
 	dst = strconv.AppendInt(dst, d.Milliseconds(), 10)

@@ -34,10 +34,11 @@ import (
 // are all events that go through the same Notify, so exactly one goroutine
 // at a time ever touches the subscription and the connection.
 type hijacked struct {
-	h    *Handler
-	conn net.Conn
-	sub  *hub.Subscription
-	head []byte // response head and retry field, written by the first flush
+	h     *Handler
+	conn  net.Conn
+	sub   *hub.Subscription
+	head  []byte // response head, retry field and start, written by the first flush
+	start []byte // the stream cursor of a new stream, set before serve
 
 	// pending counts Notify calls not yet seen by a flusher. The goroutine
 	// that moves it from 0 to 1 becomes the flusher; the flusher leaves it
@@ -132,6 +133,7 @@ func (st *hijacked) serve(w http.ResponseWriter, r *http.Request, sub *hub.Subsc
 	if d := h.cfg.Retry; d > 0 {
 		st.head = sse.AppendRetry(st.head, jitter(d))
 	}
+	st.head = append(st.head, st.start...)
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return false

@@ -361,6 +361,12 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 		h.refuseStream(w, r, http.StatusServiceUnavailable, RefusalUnavailable, "hub unavailable", h.drainRetry())
 		return
 	}
+	// A new stream starts with its cursor, so that one lost before its
+	// first event resumes from now (see hub.Subscription.Cursor).
+	var start []byte
+	if !hasLast {
+		start, _ = sse.AppendID(nil, sub.Cursor())
+	}
 	if hasLast {
 		anchor := sub.Resume().Anchor
 		w.Header().Set("Mercure-Last-Event-ID", anchor)
@@ -372,6 +378,7 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	if hj != nil {
 		hj.onClose = append(hj.onClose, release)
+		hj.start = start
 		if !hj.serve(w, r, sub, topics, h.streamEnd(grant), h.lifetimeEnd()) {
 			release()
 			sub.Close()
@@ -394,7 +401,7 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	so := h.openStream(r, topics, sub)
-	h.stream(r, sw, sub, grant, so)
+	h.stream(r, sw, sub, grant, so, start)
 }
 
 // reader parses the topic selectors of a subscribe or history request and
@@ -471,11 +478,18 @@ func (h *Handler) streamEnd(grant *auth.Grant) time.Time {
 
 // stream is the subscriber loop: one select over the client, the hub, the
 // heartbeat and the credentials' expiry. Every write is whole events, so
-// the stream always ends at an event boundary.
-func (h *Handler) stream(r *http.Request, sw *sse.Writer, sub *hub.Subscription, grant *auth.Grant, so *streamObs) {
+// the stream always ends at an event boundary. start, if any, is written
+// first, after the retry field: the stream cursor of a new stream.
+func (h *Handler) stream(r *http.Request, sw *sse.Writer, sub *hub.Subscription, grant *auth.Grant, so *streamObs, start []byte) {
 	ctx := r.Context()
 	if d := h.cfg.Retry; d > 0 {
 		if err := sw.Retry(jitter(d)); err != nil {
+			so.end(writeEnd(err), err)
+			return
+		}
+	}
+	if len(start) > 0 {
+		if err := sw.WriteFrames(start); err != nil {
 			so.end(writeEnd(err), err)
 			return
 		}
