@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -348,6 +349,34 @@ func TestReconnectAfterRestart(t *testing.T) {
 			return map[string]bool{"restarted": true}
 		},
 	})
+}
+
+// TestResumeFromConnecting: a page whose native EventSource has received
+// nothing but its stream's cursor when the hub restarts resumes from that
+// cursor, and receives the update published while it was away (its
+// reconnection is held until then). Without the cursor it had no last
+// event ID, went live again, and never saw that update.
+func TestResumeFromConnecting(t *testing.T) {
+	t.Parallel()
+	addr := testsvc.Addr(testsvc.FreePort(t))
+	data := filepath.Join(t.TempDir(), "data")
+	p := startHub(t, addr, "--data", data, "--shutdown-grace", "20s")
+	tok := token(t)
+	runScenario(t, "cursor", p.base, map[string]step{
+		"restart-and-publish": func(json.RawMessage) any {
+			p.Signal(syscall.SIGTERM)
+			if err := p.Wait(30 * time.Second); err != nil {
+				t.Fatalf("ssehub after SIGTERM: %v\n%s", err, p.Output())
+			}
+			p = startHub(t, addr, p.args...)
+			id := publish(t, p.base, tok, url.Values{"topic": {"https://example.com/e2e/cursor"}, "data": {"published while away"}})
+			return map[string]string{"id": id}
+		},
+	})
+	// The browser resumed with the cursor, without a gap.
+	if out := p.Output(); !regexp.MustCompile(`msg="stream opened" .* resume=#[A-Za-z0-9_-]+ gap=""`).MatchString(out) {
+		t.Errorf("the restarted hub saw no resume from a stream cursor:\n%s", out)
+	}
 }
 
 // steadyLoad shapes traffic for the dashboard screenshots: subscribers
