@@ -32,12 +32,15 @@ func benchCmd(ctx context.Context, stdio IO, args []string) error {
 			return err
 		case "report":
 			return benchReport(stdio, args[1:])
+		case "replay":
+			return benchReplay(ctx, stdio, args[1:])
 		}
 	}
 	fs := flagSet("bench", "bench [flags]\n       ssehub bench report [--html FILE] RESULT.json...\n\n"+
 		"Measures a Mercure hub: subscribers connected, events/s delivered and their latency.\n"+
 		"Modes: a fixed --rate (default), --idle, --resume-storm, --ramp; --subscribers 0 measures publishing alone.\n"+
-		"'bench report' prints saved --json results side by side and can draw them with --html.", stdio)
+		"'bench report' prints saved --json results side by side and can draw them with --html.\n"+
+		"'bench replay' has subscribers resume from earliest at once and checks each gets a history exactly once.", stdio)
 	var (
 		cfg                      bench.Config
 		rate, rampStart, rampFac int
@@ -290,3 +293,64 @@ func benchReport(stdio IO, args []string) error {
 	}
 	return writeResults("", htmlFile, rs)
 }
+
+// benchReplay runs `ssehub bench replay`: subscribers that all resume from
+// earliest at once, each checked to receive the whole history (filled by
+// a publishing run) exactly once, with the hub's memory sampled.
+func benchReplay(ctx context.Context, stdio IO, args []string) error {
+	fs := flagSet("bench replay", "bench replay [flags]\n\n"+
+		"Has --subscribers resume from earliest on --topic at once, and checks that each receives\n"+
+		"sequence numbers 1 to --events exactly once: the history of a publishing run such as\n"+
+		"ssehub bench --subscribers 0 --rate 0 --events N.", stdio)
+	var (
+		cfg      bench.ReplayConfig
+		jsonFile string
+	)
+	fs.StringVar(&cfg.Hub, "hub", defaultHub, "URL of the hub (http only)")
+	fs.StringVar(&cfg.Topic, "topic", "https://bench.example/t/0", "topic of the history")
+	fs.IntVar(&cfg.Subscribers, "subscribers", 100, "subscribers replaying at once")
+	fs.Uint64Var(&cfg.Events, "events", 0, "events in the history: each subscriber must receive sequence numbers 1 to this")
+	fs.IntVar(&cfg.HubPID, "hub-pid", 0, "process ID of the hub on this machine, to report its resident memory (0: not measured)")
+	fs.DurationVar(&cfg.Timeout, "timeout", 30*time.Minute, "how long the replay may take")
+	fs.StringVar(&jsonFile, "json", "", "also write the result as JSON to this `file`")
+	if err := parse(fs, args, stdio); err != nil {
+		return err
+	}
+	if cfg.Events == 0 {
+		return usagef("%s must be positive", origin(fs, stdio, "events"))
+	}
+	if cfg.Subscribers < 1 {
+		return usagef("%s must be positive", origin(fs, stdio, "subscribers"))
+	}
+	cfg.Progress = stdio.Stderr
+	res, err := bench.RunReplay(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdio.Stdout, "replay: %d subscribers x %d events in %.1f s (%.0f events/s delivered)\n",
+		res.Subscribers, res.Events, res.Seconds, float64(res.Delivered)/res.Seconds)
+	fmt.Fprintf(stdio.Stdout, "delivered %d; complete %d/%d; duplicated %d; missing %d; gap notices %d\n",
+		res.Delivered, res.Complete, res.Subscribers, res.Duplicated, res.Missing, res.Gaps)
+	if cfg.HubPID != 0 {
+		fmt.Fprintf(stdio.Stdout, "hub RSS: %.1f MiB before; peak %.1f MiB (VmHWM); sampled peaks: anonymous %.1f MiB, file-backed %.1f MiB\n",
+			mib(res.RSSBefore), mib(res.RSSPeak), mib(res.RSSAnonPeak), mib(res.RSSFilePeak))
+	}
+	for _, e := range res.Errors {
+		fmt.Fprintln(stdio.Stdout, "error:", e)
+	}
+	if jsonFile != "" {
+		b, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(jsonFile, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	if res.Complete != res.Subscribers {
+		return fmt.Errorf("%d of %d subscribers did not receive the history exactly once", res.Subscribers-res.Complete, res.Subscribers)
+	}
+	return nil
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
