@@ -60,8 +60,11 @@ type ReplayResult struct {
 	// the replay, the peak (VmHWM, reset at the start), and the peaks of
 	// its anonymous (heap, stacks) and file-backed (mapped store) parts
 	// sampled every 100 ms.
-	RSSBefore, RSSPeak, RSSAnonPeak, RSSFilePeak int64    `json:",omitempty"`
-	Errors                                       []string `json:"errors,omitempty"`
+	RSSBefore   int64    `json:"rss_before,omitempty"`
+	RSSPeak     int64    `json:"rss_peak,omitempty"`
+	RSSAnonPeak int64    `json:"rss_anon_peak,omitempty"`
+	RSSFilePeak int64    `json:"rss_file_peak,omitempty"`
+	Errors      []string `json:"errors,omitempty"`
 }
 
 // replayer is one subscriber of a replay run.
