@@ -85,8 +85,10 @@ func (h *Hub) resolveCursor(ctx context.Context, id string) (Position, error) {
 	case pos.Epoch != newest.Epoch, pos.Seq > last:
 		return Position{}, ErrNotFound
 	case first > pos.Seq+1:
-		// Stores number appends consecutively: a retained log starting
-		// past pos+1 has discarded an update after pos.
+		// The stores number appends consecutively: a retained log
+		// starting past pos+1 has discarded an update after pos. (A store
+		// whose seqs skip, as Position allows, would only cause a needless
+		// gap notice here, never a silent loss.)
 		return Position{}, ErrNotFound
 	}
 	return pos, nil
