@@ -874,8 +874,15 @@ func (s *Store) Lookup(ctx context.Context, id string) (hub.Position, error) {
 	return hub.Position{Seq: found, Epoch: s.epoch}, nil
 }
 
+// readBatchBytes caps the records one batch of read decodes (past the
+// first), so that a reader that stops early, as a replay does after each
+// of its own batches, never decodes much more than it takes, whatever the
+// size of the updates.
+const readBatchBytes = 256 << 10
+
 // Read calls fn with the retained updates after after, oldest first. It
-// decodes them in growing batches, holding no transaction or lock while fn
+// decodes them in growing batches (16 to 1024 updates, at most
+// readBatchBytes past the first), holding no transaction or lock while fn
 // runs; updates discarded by retention between batches are skipped.
 func (s *Store) Read(ctx context.Context, after hub.Position, fn func(*hub.Update) bool) error {
 	return s.read(ctx, after, 0, func(u *hub.Update) bool { return fn(u) })
@@ -902,7 +909,8 @@ func (s *Store) read(ctx context.Context, after hub.Position, upto uint64, fn fu
 				last = min(last, upto)
 			}
 			c := tx.Bucket(bucketLog).Cursor()
-			for k, v := c.Seek(seqKey(max(after.Seq+1, first))); k != nil && len(buf) < size; k, v = c.Next() {
+			bytes := 0
+			for k, v := c.Seek(seqKey(max(after.Seq+1, first))); k != nil && len(buf) < size && bytes < readBatchBytes; k, v = c.Next() {
 				seq := binary.BigEndian.Uint64(k)
 				if seq > last {
 					break
@@ -912,6 +920,7 @@ func (s *Store) read(ctx context.Context, after hub.Position, upto uint64, fn fu
 					return fmt.Errorf("%w at seq %d", err, seq)
 				}
 				buf = append(buf, u)
+				bytes += len(v)
 			}
 			if len(buf) == 0 {
 				for _, u := range s.unapplied(after.Seq + 1) {
