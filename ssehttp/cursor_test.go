@@ -115,6 +115,18 @@ func TestStreamCursor(t *testing.T) {
 				}
 				return resp, bufio.NewReader(resp.Body), cancel
 			}
+			openEmpty := func() (*http.Response, *bufio.Reader, context.CancelFunc) {
+				ctx, cancel := context.WithCancel(context.Background())
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+DefaultPath+"?topic=a", nil)
+				req.Header["Last-Event-ID"] = []string{""}
+				resp, err := client.Do(req)
+				if err != nil {
+					cancel()
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { cancel(); resp.Body.Close() })
+				return resp, bufio.NewReader(resp.Body), cancel
+			}
 			lines := func(r *bufio.Reader, n int) []string {
 				var out []string
 				for range n {
@@ -127,10 +139,19 @@ func TestStreamCursor(t *testing.T) {
 				return out
 			}
 
+			// An empty Last-Event-ID is no last event ID: a new stream too.
 			resp, r, drop := open("")
 			if v, ok := resp.Header["Mercure-Last-Event-Id"]; ok {
 				t.Errorf("new stream: Mercure-Last-Event-ID %q; want none", v)
 			}
+			respEmpty, emptyID, dropEmpty := openEmpty()
+			if _, ok := respEmpty.Header["Mercure-Last-Event-Id"]; !ok {
+				t.Errorf("the empty Last-Event-ID did not reach the hub")
+			}
+			if got := lines(emptyID, 4); !strings.HasPrefix(got[2], "id: "+hub.CursorPrefix) {
+				t.Errorf("stream with an empty Last-Event-ID starts %q; want a cursor too", got)
+			}
+			dropEmpty()
 			head := lines(r, 4) // retry, blank, id, blank
 			cursor, ok := strings.CutPrefix(head[2], "id: ")
 			cursor = strings.TrimSuffix(cursor, "\n")

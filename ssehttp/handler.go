@@ -361,10 +361,11 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 		h.refuseStream(w, r, http.StatusServiceUnavailable, RefusalUnavailable, "hub unavailable", h.drainRetry())
 		return
 	}
-	// A new stream starts with its cursor, so that one lost before its
-	// first event resumes from now (see hub.Subscription.Cursor).
+	// A new stream (no last event ID, or an empty one) starts with its
+	// cursor, so that one lost before its first event resumes from now
+	// (see hub.Subscription.Cursor).
 	var start []byte
-	if !hasLast {
+	if last == "" {
 		start, _ = sse.AppendID(nil, sub.Cursor())
 	}
 	if hasLast {
