@@ -33,6 +33,12 @@ var (
 	// count, 8 bytes each. Stores written before per-topic retention kept
 	// only the first two: their count is the span of the log.
 	keyState = []byte("state")
+	// keyLog holds the number of the newest write-ahead log segment bbolt
+	// knows of (8 bytes) and a byte that is 1 if the store was closed
+	// with every logged update applied (the log holds nothing bbolt
+	// lacks), else 0. It is the evidence that a log existed, and how far
+	// it reached, when its newest segments are lost.
+	keyLog = []byte("wal")
 )
 
 // Store is a hub.Store kept in a bbolt file behind a write-ahead log. It
@@ -66,6 +72,8 @@ type Store struct {
 	// Applier-owned: the next seq bbolt will hold, the retained bytes and
 	// count, and whether the topic buckets may hold entries.
 	dbNext     uint64
+	logSeg     uint64 // keyLog's segment number
+	logClean   bool   // keyLog's clean flag, as Open found it
 	bytes      int64
 	count      uint64
 	topicIndex bool
@@ -116,6 +124,7 @@ type request struct {
 	state  atomic.Int32 // pending, taken or canceled
 	done   chan error   // capacity 1; the writer answers every taken request
 	seq    uint64       // set once logged
+	seg    uint64       // the log segment it was logged in; 0 if unknown
 }
 
 // newRequest returns the request to append u, whose record is rec.
@@ -172,6 +181,9 @@ func Open(dir string, cfg Config) (*Store, error) {
 	}
 	if err := s.recover(); err != nil {
 		_ = db.Close()
+		if errors.Is(err, errLogDamaged) {
+			return nil, fmt.Errorf("boltstore: opening %s: %w; updates it acknowledged may be lost, so the store does not open: restore %s from a copy taken while the hub was stopped", dir, err, dir)
+		}
 		return nil, fmt.Errorf("boltstore: opening %s: %w", dir, err)
 	}
 	go s.run()
@@ -180,11 +192,22 @@ func Open(dir string, cfg Config) (*Store, error) {
 }
 
 // recover applies to bbolt the updates the write-ahead log holds after
-// bbolt's newest, and starts a log segment for the writer.
+// bbolt's newest, and starts a log segment for the writer. Unless the
+// store was closed cleanly, it fails with errLogDamaged if the log is
+// damaged at its end or lacks segments bbolt knows of: updates it
+// acknowledged may be lost.
 func (s *Store) recover() error {
 	w, rec, err := openWAL(s.dir, s.cfg.SegmentSize, s.next, s.cfg.bufferedWAL, s.cfg.walFault)
 	if err != nil {
 		return err
+	}
+	if !s.logClean {
+		if rec.damage != "" {
+			return fmt.Errorf("%w at its end: %s", errLogDamaged, rec.damage)
+		}
+		if s.logSeg > rec.newest {
+			return fmt.Errorf("%w: %s is missing (%s records it)", errLogDamaged, w.path(s.logSeg), FileName)
+		}
 	}
 	for len(rec.recs) > 0 {
 		n := min(len(rec.recs), maxApply)
@@ -210,9 +233,32 @@ func (s *Store) recover() error {
 	if err := w.next(s.dbNext - 1); err != nil { // every segment is applied
 		return err
 	}
+	// From here on the log may hold updates bbolt lacks: record the
+	// segment they go to before the first is acknowledged.
+	if err := s.markLog(w.segs[len(w.segs)-1].num, false); err != nil {
+		_ = w.close()
+		return err
+	}
 	s.wal = w
 	s.last = s.next - 1
 	s.inDB.Store(s.last)
+	return nil
+}
+
+// markLog records in bbolt that the log has reached segment num, and
+// whether the store is closing with every logged update applied.
+func (s *Store) markLog(num uint64, clean bool) error {
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 9), num)
+	if clean {
+		v = append(v, 1)
+	} else {
+		v = append(v, 0)
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyLog, v) })
+	if err != nil {
+		return fmt.Errorf("recording the write-ahead log in %s: %w", FileName, err)
+	}
+	s.logSeg = num
 	return nil
 }
 
@@ -247,6 +293,12 @@ func (s *Store) load(tx *bolt.Tx) error {
 		s.bytes = int64(binary.BigEndian.Uint64(st[8:]))
 	default:
 		return fmt.Errorf("%w: state of %d bytes", errCorrupt, len(st))
+	}
+	if l := meta.Get(keyLog); l != nil {
+		if len(l) != 9 {
+			return fmt.Errorf("%w: log mark of %d bytes", errCorrupt, len(l))
+		}
+		s.logSeg, s.logClean = binary.BigEndian.Uint64(l), l[8] == 1
 	}
 	s.dbNext = s.next
 	s.last = s.next - 1
@@ -450,8 +502,10 @@ func (s *Store) log(batch []*request) (queued int) {
 	s.frames.Add(1)
 	s.next += uint64(len(batch))
 	var size int64
+	seg := s.wal.segs[len(s.wal.segs)-1].num
 	for i, r := range batch {
 		r.seq = first + uint64(i)
+		r.seg = seg
 		r.u.Pos = hub.Position{Seq: r.seq, Epoch: s.epoch}
 		size += int64(len(r.rec))
 	}
@@ -680,6 +734,10 @@ func (s *Store) commit(batch []*request) (publish func(), err error) {
 	}
 	var first, newest uint64
 	var w *txn
+	logSeg := s.logSeg
+	if n := len(batch); n > 0 {
+		logSeg = max(logSeg, batch[n-1].seg)
+	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		w = &txn{
 			log: tx.Bucket(bucketLog), ids: tx.Bucket(bucketIDs),
@@ -733,6 +791,12 @@ func (s *Store) commit(batch []*request) (publish func(), err error) {
 			k, _ = c.Last()
 			newest = binary.BigEndian.Uint64(k)
 		}
+		if logSeg > s.logSeg {
+			v := binary.BigEndian.AppendUint64(make([]byte, 0, 9), logSeg)
+			if err := tx.Bucket(bucketMeta).Put(keyLog, append(v, 0)); err != nil {
+				return err
+			}
+		}
 		if len(batch) == 0 && w.count == s.count && w.total == s.bytes {
 			return nil
 		}
@@ -745,7 +809,7 @@ func (s *Store) commit(batch []*request) (publish func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("boltstore: applying to %s: %w", s.dir, err)
 	}
-	s.dbNext, s.bytes, s.count = last+1, w.total, w.count
+	s.dbNext, s.bytes, s.count, s.logSeg = last+1, w.total, w.count, logSeg
 	s.inDB.Store(last)
 	return func() {
 		s.first, s.applied, s.newest, s.floor = first, last, newest, floor
@@ -1063,6 +1127,15 @@ func (s *Store) Close() error {
 		close(s.quit)
 		<-s.writerDone
 		<-s.applierDone
+		// bbolt holds every logged update: say so, so that the next Open
+		// needs nothing from the log. (Without it, the next Open checks
+		// that the log is whole, as after a crash.)
+		s.mu.RLock()
+		clean := s.applyErr == nil && len(s.queue) == 0
+		s.mu.RUnlock()
+		if clean && s.wal != nil && len(s.wal.segs) > 0 {
+			_ = s.markLog(s.wal.segs[len(s.wal.segs)-1].num, true)
+		}
 		s.mu.Lock()
 		s.closed = true
 		s.tail = nil

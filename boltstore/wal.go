@@ -25,8 +25,10 @@ import (
 // directory, named by their number in 16 hex digits. Each starts with a
 // header:
 //
-//	magic "ssehubW1" (8) | segment number (8) | salt (8)
+//	magic "ssehubW2" (8) | segment number (8) | salt (8) | file size (8)
 //
+// (segments written before the size was recorded have the magic
+// "ssehubW1" and no size: a 24-byte header),
 // followed by frames:
 //
 //	crc (4) | payload length (4) | first seq (8) | count (4) | payload
@@ -55,12 +57,20 @@ import (
 //
 // Recovery (Open) reads the segments in number order and the frames of each
 // until one does not check; it applies to bbolt the records after the
-// last seq bbolt holds, which must follow on without a gap.
+// last seq bbolt holds, which must follow on without a gap. Damage that
+// may have taken acknowledged updates with it fails recovery (see
+// errLogDamaged): a segment shorter than its header says, a header that
+// is neither valid nor the previous life's (a reused segment whose new
+// header was not synced), unless a later segment holds a frame (then
+// everything the damaged one held is older than that frame, and the gap
+// check decides).
 const (
-	walDirName   = "wal"
-	walMagic     = "ssehubW1"
-	segHeaderLen = 24
-	frameHeadLen = 20
+	walDirName     = "wal"
+	walMagic       = "ssehubW2"
+	walMagicV1     = "ssehubW1"
+	segHeaderLen   = 32
+	segHeaderLenV1 = 24
+	frameHeadLen   = 20
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -124,20 +134,50 @@ func parseFrame(b []byte, salt uint64) (first uint64, recs [][]byte, n int, ok b
 	return first, recs, n, true
 }
 
-// segHeader returns the header of segment num with salt.
-func segHeader(num, salt uint64) []byte {
+// segHeader returns the header of segment num with salt, in a file of
+// size bytes.
+func segHeader(num, salt uint64, size int64) []byte {
 	h := append(make([]byte, 0, segHeaderLen), walMagic...)
 	h = binary.LittleEndian.AppendUint64(h, num)
-	return binary.LittleEndian.AppendUint64(h, salt)
+	h = binary.LittleEndian.AppendUint64(h, salt)
+	return binary.LittleEndian.AppendUint64(h, uint64(size))
 }
 
-// parseSegHeader returns the salt of segment num's header at the start of
-// b, or ok false if b does not start with one.
-func parseSegHeader(b []byte, num uint64) (salt uint64, ok bool) {
-	if len(b) < segHeaderLen || string(b[:8]) != walMagic || binary.LittleEndian.Uint64(b[8:]) != num {
-		return 0, false
+// segHead is a parsed segment header.
+type segHead struct {
+	salt  uint64
+	start int   // where the frames start
+	size  int64 // the file's size when the header was written; 0 if not recorded (W1)
+}
+
+// headState says what a segment's header is.
+type headState int
+
+const (
+	headOK      headState = iota
+	headStale             // a valid header of an older number: reused, its new header not written
+	headDamaged           // anything else: neither this life's header nor a previous one's
+)
+
+// parseSegHeader parses the header of segment num at the start of b.
+func parseSegHeader(b []byte, num uint64) (segHead, headState) {
+	var h segHead
+	switch {
+	case len(b) >= segHeaderLen && string(b[:8]) == walMagic:
+		h.start, h.size = segHeaderLen, int64(binary.LittleEndian.Uint64(b[24:]))
+	case len(b) >= segHeaderLenV1 && string(b[:8]) == walMagicV1:
+		h.start = segHeaderLenV1
+	default:
+		return h, headDamaged
 	}
-	return binary.LittleEndian.Uint64(b[16:]), true
+	switch n := binary.LittleEndian.Uint64(b[8:]); {
+	case n < num:
+		return h, headStale
+	case n > num:
+		return h, headDamaged
+	}
+	h.salt = binary.LittleEndian.Uint64(b[16:])
+	return h, headOK
 }
 
 // segment is one file of the log.
@@ -146,6 +186,10 @@ type segment struct {
 	last uint64 // newest seq written to it in this life; 0 if none
 }
 
+// errLogDamaged reports damage to the write-ahead log that may have
+// taken acknowledged updates with it.
+var errLogDamaged = errors.New("the write-ahead log is damaged")
+
 // wal is the writer's side of the log. Only the writer goroutine uses it.
 type wal struct {
 	dir   string
@@ -153,6 +197,7 @@ type wal struct {
 	segs  []*segment // oldest first; the last is being written
 	f     *os.File   // the last segment
 	salt  uint64
+	start int64 // where the frames of the last segment start
 	off   int64 // where the next frame goes
 	retry bool  // the frame at off failed: the next goes there too
 	buf   []byte
@@ -190,6 +235,12 @@ func alignedBuf(n int) []byte {
 type recovered struct {
 	first uint64   // seq of recs[0]
 	recs  [][]byte // contiguous
+	// newest is the number of the newest segment with a header (valid
+	// or stale); 0 if none.
+	newest uint64
+	// damage describes damage at the end of the log (no frame in a later
+	// segment rules it out), naming the file; empty if none.
+	damage string
 }
 
 // openWAL reads the log in dir/wal (creating the directory if needed) and
@@ -230,11 +281,22 @@ func openWAL(dir string, size int64, next uint64, buffered bool, fault func(*os.
 		if err != nil {
 			return nil, rec, fmt.Errorf("reading write-ahead log: %w", err)
 		}
-		salt, ok := parseSegHeader(b, sg.num)
-		if !ok {
-			continue // never written to: its header was not synced
+		hd, st := parseSegHeader(b, sg.num)
+		switch st {
+		case headStale:
+			// Reused, and never written to in its new life: its new
+			// header was not synced, and bbolt held every update of its
+			// old life.
+			rec.newest = sg.num
+			continue
+		case headDamaged:
+			rec.damage = fmt.Sprintf("%s has a damaged header", w.path(sg.num))
+			continue
 		}
-		for off := segHeaderLen; ; {
+		rec.newest = sg.num
+		salt := hd.salt
+		framed := false // a frame of this life was found
+		for off := hd.start; ; {
 			first, recs, n, ok := parseFrame(b[off:], salt)
 			if !ok {
 				// The end of the log, unless a frame of this segment's
@@ -245,6 +307,11 @@ func openWAL(dir string, size int64, next uint64, buffered bool, fault func(*os.
 				break
 			}
 			last := first + uint64(len(recs)) - 1
+			if !framed {
+				// Everything an earlier damaged segment held is older
+				// than this frame: the gap check below decides.
+				framed, rec.damage = true, ""
+			}
 			if first > want {
 				return nil, rec, fmt.Errorf("%w: the write-ahead log is missing seqs %d to %d (segment %016x)", errCorrupt, want, first-1, sg.num)
 			}
@@ -266,6 +333,9 @@ func openWAL(dir string, size int64, next uint64, buffered bool, fault func(*os.
 			want = last + 1
 			sg.last = last
 			off += n
+		}
+		if int64(len(b)) < hd.size {
+			rec.damage = fmt.Sprintf("%s is %d bytes long, its header says %d", w.path(sg.num), len(b), hd.size)
 		}
 	}
 	return w, rec, nil
@@ -298,7 +368,7 @@ func (w *wal) path(num uint64) string { return filepath.Join(w.dir, fmt.Sprintf(
 // (which may have reached the disk) is overwritten.
 func (w *wal) append(first uint64, recs [][]byte, applied uint64) error {
 	w.buf = appendFrame(w.buf[:0], w.salt, first, recs)
-	if w.f == nil || !w.retry && w.off > segHeaderLen && w.off+int64(len(w.buf)) > w.size {
+	if w.f == nil || !w.retry && w.off > w.start && w.off+int64(len(w.buf)) > w.size {
 		if err := w.next(applied); err != nil {
 			return err
 		}
@@ -359,6 +429,7 @@ func (w *wal) next(applied uint64) error {
 		num = w.segs[n-1].num + 1
 	}
 	var salt uint64
+	var hdr []byte
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	salt = binary.LittleEndian.Uint64(b[:])
@@ -380,9 +451,10 @@ func (w *wal) next(applied uint64) error {
 		reuse = cur
 	}
 	if reuse >= 0 {
-		f, err = w.reuse(w.segs[reuse].num, num, salt, reuse == cur)
+		f, hdr, err = w.reuse(w.segs[reuse].num, num, salt, reuse == cur)
 	} else {
-		f, err = w.create(path, num, salt)
+		hdr = segHeader(num, salt, w.size)
+		f, err = w.create(path, hdr)
 	}
 	if err != nil {
 		return err
@@ -409,11 +481,12 @@ func (w *wal) next(applied uint64) error {
 	}
 	w.segs = append(w.segs, &segment{num: num})
 	w.f, w.salt, w.off, w.retry, w.direct = f, salt, segHeaderLen, false, direct
+	w.start = segHeaderLen
 	if direct {
 		if cap(w.block) < blockSize {
 			w.block = alignedBuf(blockSize)
 		}
-		w.block = append(w.block[:0], segHeader(num, salt)...)
+		w.block = append(w.block[:0], hdr...)
 	}
 	// Keep at most two spare segments whose updates bbolt holds.
 	spare := 0
@@ -430,33 +503,40 @@ func (w *wal) next(applied uint64) error {
 	return nil
 }
 
-// reuse renames segment old to num and gives it a new header.
-func (w *wal) reuse(old, num, salt uint64, current bool) (*os.File, error) {
+// reuse renames segment old to num and gives it a new header, which it
+// returns.
+func (w *wal) reuse(old, num, salt uint64, current bool) (*os.File, []byte, error) {
 	if current {
 		_ = w.f.Close()
 		w.f = nil
 	}
 	if err := os.Rename(w.path(old), w.path(num)); err != nil {
-		return nil, fmt.Errorf("reusing write-ahead log segment: %w", err)
+		return nil, nil, fmt.Errorf("reusing write-ahead log segment: %w", err)
 	}
 	f, err := os.OpenFile(w.path(num), os.O_RDWR, 0)
 	if err != nil {
-		return nil, fmt.Errorf("reusing write-ahead log segment: %w", err)
+		return nil, nil, fmt.Errorf("reusing write-ahead log segment: %w", err)
 	}
-	if _, err := f.WriteAt(segHeader(num, salt), 0); err != nil {
+	fi, err := f.Stat()
+	if err != nil {
 		_ = f.Close()
-		return nil, fmt.Errorf("reusing write-ahead log segment: %w", err)
+		return nil, nil, fmt.Errorf("reusing write-ahead log segment: %w", err)
+	}
+	hdr := segHeader(num, salt, fi.Size())
+	if _, err := f.WriteAt(hdr, 0); err != nil {
+		_ = f.Close()
+		return nil, nil, fmt.Errorf("reusing write-ahead log segment: %w", err)
 	}
 	if err := fdatasync(f); err != nil {
 		_ = f.Close()
-		return nil, fmt.Errorf("reusing write-ahead log segment: %w", err)
+		return nil, nil, fmt.Errorf("reusing write-ahead log segment: %w", err)
 	}
-	return f, nil
+	return f, hdr, nil
 }
 
-// create makes segment num: written under a temporary name, filled with
-// zeros, synced, then renamed.
-func (w *wal) create(path string, num, salt uint64) (*os.File, error) {
+// create makes a segment at path, with header hdr: written under a
+// temporary name, filled with zeros, synced, then renamed.
+func (w *wal) create(path string, hdr []byte) (*os.File, error) {
 	tmp := path + ".new"
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -468,7 +548,7 @@ func (w *wal) create(path string, num, salt uint64) (*os.File, error) {
 		return nil, fmt.Errorf("creating write-ahead log segment: %w", err)
 	}
 	zeros := make([]byte, min(w.size, 1<<20))
-	copy(zeros, segHeader(num, salt))
+	copy(zeros, hdr)
 	for off := int64(0); off < w.size; off += int64(len(zeros)) {
 		if _, err := f.WriteAt(zeros[:min(int64(len(zeros)), w.size-off)], off); err != nil {
 			return fail(err)

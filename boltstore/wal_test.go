@@ -438,13 +438,13 @@ func onlySegment(t *testing.T, dir string) string {
 // frameOffsets returns where the frames of a segment start.
 func frameOffsets(t *testing.T, b []byte) []int {
 	t.Helper()
-	salt, ok := parseSegHeader(b, 1)
-	if !ok {
+	hd, st := parseSegHeader(b, 1)
+	if st != headOK {
 		t.Fatal("segment 1 has no header")
 	}
 	var offs []int
-	for off := segHeaderLen; ; {
-		_, _, n, ok := parseFrame(b[off:], salt)
+	for off := hd.start; ; {
+		_, _, n, ok := parseFrame(b[off:], hd.salt)
 		if !ok {
 			return offs
 		}

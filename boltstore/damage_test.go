@@ -1,0 +1,194 @@
+package boltstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ssehub/ssehub/hub"
+)
+
+// TestLogDamageAtTheEnd: damage at the end of the log that may have taken
+// acknowledged updates with it makes Open refuse, with an error naming
+// the file; a torn final frame (never acknowledged) does not.
+func TestLogDamageAtTheEnd(t *testing.T) { bothModes(t, testLogDamageAtTheEnd) }
+
+func testLogDamageAtTheEnd(t *testing.T, buffered bool) {
+	for _, tt := range []struct {
+		name   string
+		damage func(t *testing.T, img, seg string)
+		want   string // in the error; empty: Open succeeds with a and b
+	}{
+		{"torn final frame", func(t *testing.T, img, seg string) {
+			b := readFile(t, seg)
+			frames := frameOffsets(t, b)
+			last := frames[len(frames)-1]
+			clear(b[last+frameLen(b[last:])/2 : last+frameLen(b[last:])])
+			writeFile(t, seg, b)
+		}, ""},
+		{"segment truncated to a block", func(t *testing.T, img, seg string) {
+			truncate(t, seg, blockSize)
+		}, "is 4096 bytes long, its header says 65536"},
+		{"segment truncated inside a frame", func(t *testing.T, img, seg string) {
+			b := readFile(t, seg)
+			frames := frameOffsets(t, b)
+			truncate(t, seg, int64(frames[1]+3))
+		}, "bytes long, its header says 65536"},
+		{"segment truncated to nothing", func(t *testing.T, img, seg string) {
+			truncate(t, seg, 0)
+		}, "has a damaged header"},
+		{"header zeroed", func(t *testing.T, img, seg string) {
+			b := readFile(t, seg)
+			clear(b[:segHeaderLen])
+			writeFile(t, seg, b)
+		}, "has a damaged header"},
+		{"header of a later number", func(t *testing.T, img, seg string) {
+			b := readFile(t, seg)
+			b[8] = 9
+			writeFile(t, seg, b)
+		}, "has a damaged header"},
+		{"segment deleted", func(t *testing.T, img, seg string) {
+			remove(t, seg)
+		}, "0000000000000001 is missing (data.db records it)"},
+		{"wal folder deleted", func(t *testing.T, img, seg string) {
+			remove(t, filepath.Join(img, walDirName))
+		}, "0000000000000001 is missing (data.db records it)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := stalled(t, dir, Config{bufferedWAL: buffered, SegmentSize: 64 << 10})
+			appendIDs(t, s, "a", "b", "c")
+			img := crashImage(t, dir)
+			tt.damage(t, img, filepath.Join(img, walDirName, "0000000000000001"))
+			r, err := Open(img, Config{})
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Open: %v", err)
+				}
+				defer r.Close()
+				if got := storedIDs(t, r); !slices.Equal(got, []string{"a", "b"}) {
+					t.Errorf("history %v; want [a b]", got)
+				}
+				return
+			}
+			if err == nil {
+				r.Close()
+				t.Fatalf("Open of a log damaged at its end succeeded; want an error containing %q", tt.want)
+			}
+			msg := err.Error()
+			if !errors.Is(err, errLogDamaged) || !strings.Contains(msg, tt.want) || !strings.Contains(msg, img) || strings.Contains(msg, "\n") {
+				t.Errorf("Open: %v; want one line wrapping errLogDamaged, naming %s and saying %q", err, img, tt.want)
+			}
+			if !strings.Contains(msg, "restore") {
+				t.Errorf("Open: %v; want it to say what to do", err)
+			}
+		})
+	}
+}
+
+// TestLogDamageRuledOut: damage the log can show to be harmless does not
+// stop Open: a damaged spare segment, older than frames of a later one;
+// and any damage after a clean Close, which leaves the log holding
+// nothing bbolt lacks.
+func TestLogDamageRuledOut(t *testing.T) {
+	t.Run("damaged spare segment", func(t *testing.T) {
+		dir := t.TempDir()
+		s, err := Open(dir, Config{SegmentSize: 64 << 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		var want []string
+		for i := range 300 {
+			id := fmt.Sprint("u", i)
+			want = append(want, id)
+			if err := s.Append(context.Background(), upd1k(id)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.settle(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		img := crashImage(t, dir)
+		segs, _ := os.ReadDir(filepath.Join(img, walDirName))
+		if len(segs) < 2 {
+			t.Fatalf("%d segments; want a spare", len(segs))
+		}
+		oldest := filepath.Join(img, walDirName, segs[0].Name())
+		b := readFile(t, oldest)
+		clear(b[:segHeaderLen])
+		writeFile(t, oldest, b)
+		r := reopen(t, img)
+		if got := storedIDs(t, r); !slices.Equal(got, want) {
+			t.Errorf("history after damage to a spare segment: %d updates; want %d", len(got), len(want))
+		}
+	})
+	for _, name := range []string{"wal folder deleted", "segment truncated"} {
+		t.Run("clean close, "+name, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := Open(dir, Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			appendIDs(t, s, "a", "b")
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if name == "wal folder deleted" {
+				remove(t, filepath.Join(dir, walDirName))
+			} else {
+				truncate(t, onlySegment(t, dir), 100)
+			}
+			r := reopen(t, dir)
+			if got := storedIDs(t, r); !slices.Equal(got, []string{"a", "b"}) {
+				t.Errorf("history %v; want [a b]", got)
+			}
+			appendIDs(t, r, "c")
+			// The new log is recorded: losing it now is refused again.
+			img := crashImage(t, dir)
+			remove(t, filepath.Join(img, walDirName))
+			if _, err := Open(img, Config{}); !errors.Is(err, errLogDamaged) {
+				t.Errorf("Open after a crash and a deleted log: %v; want errLogDamaged", err)
+			}
+		})
+	}
+}
+
+func upd1k(id string) *hub.Update {
+	return &hub.Update{ID: id, Topics: []string{"t"}, Data: strings.Repeat("d", 1000)}
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func writeFile(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func truncate(t *testing.T, path string, size int64) {
+	t.Helper()
+	if err := os.Truncate(path, size); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func remove(t *testing.T, path string) {
+	t.Helper()
+	if err := os.RemoveAll(path); err != nil {
+		t.Fatal(err)
+	}
+}
