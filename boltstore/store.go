@@ -208,6 +208,9 @@ func (s *Store) recover() error {
 		if s.logSeg > rec.newest {
 			return fmt.Errorf("%w: %s is missing (%s records it)", errLogDamaged, w.path(s.logSeg), FileName)
 		}
+		if rec.expect > rec.newest {
+			return fmt.Errorf("%w: %s is missing (%s ends pointing to it)", errLogDamaged, w.path(rec.expect), rec.pointer)
+		}
 	}
 	for len(rec.recs) > 0 {
 		n := min(len(rec.recs), maxApply)

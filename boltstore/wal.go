@@ -213,6 +213,65 @@ type wal struct {
 	// fault, if set, is called after each frame is written and fails it
 	// with its error; tests set it.
 	fault func(*os.File) error
+	// owed is the trailer the previous segment lacks, written before the
+	// first frame of the current one.
+	owed *trailer
+}
+
+// A trailer ends a segment the writer has left for the next one, after
+// its last frame: a frame with first seq 0, count 0 and, as payload, the
+// number of the next segment (8 bytes), sealed with the segment's salt.
+// It is written, and synced, once the next segment is durable and before
+// the first frame in it, so that the loss of the newest segment shows in
+// the one before it. It takes trailerLen bytes, which frames leave free
+// at the end of a segment.
+type trailer struct {
+	path string
+	off  int64
+	salt uint64
+	next uint64
+}
+
+const trailerLen = frameHeadLen + 8
+
+// appendTrailer appends to dst the trailer pointing to segment next,
+// sealed with salt.
+func appendTrailer(dst []byte, salt, next uint64) []byte {
+	start := len(dst)
+	dst = append(dst, make([]byte, frameHeadLen)...)
+	dst = binary.LittleEndian.AppendUint64(dst, next)
+	h := dst[start:]
+	binary.LittleEndian.PutUint32(h[4:], 8)
+	binary.LittleEndian.PutUint32(h[0:], frameCRC(salt, h[4:]))
+	return dst
+}
+
+// parseTrailer returns the next segment's number if b starts with a
+// trailer sealed with salt.
+func parseTrailer(b []byte, salt uint64) (next uint64, ok bool) {
+	if len(b) < trailerLen || binary.LittleEndian.Uint32(b[4:]) != 8 ||
+		binary.LittleEndian.Uint64(b[8:]) != 0 || binary.LittleEndian.Uint32(b[16:]) != 0 ||
+		binary.LittleEndian.Uint32(b) != frameCRC(salt, b[4:trailerLen]) {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint64(b[frameHeadLen:]), true
+}
+
+// write writes the trailer through the page cache and syncs it (the
+// segment's O_DIRECT handle is closed by then).
+func (t *trailer) write() error {
+	f, err := os.OpenFile(t.path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("ending write-ahead log segment: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(appendTrailer(nil, t.salt, t.next), t.off); err != nil {
+		return fmt.Errorf("ending write-ahead log segment: %w", err)
+	}
+	if err := fdatasync(f); err != nil {
+		return fmt.Errorf("ending write-ahead log segment: %w", err)
+	}
+	return nil
 }
 
 // blockSize is the unit of O_DIRECT writes: a multiple of every logical
@@ -241,6 +300,10 @@ type recovered struct {
 	// damage describes damage at the end of the log (no frame in a later
 	// segment rules it out), naming the file; empty if none.
 	damage string
+	// expect is the highest segment number a trailer points to, and
+	// pointer the segment whose trailer that is.
+	expect  uint64
+	pointer string
 }
 
 // openWAL reads the log in dir/wal (creating the directory if needed) and
@@ -299,6 +362,12 @@ func openWAL(dir string, size int64, next uint64, buffered bool, fault func(*os.
 		for off := hd.start; ; {
 			first, recs, n, ok := parseFrame(b[off:], salt)
 			if !ok {
+				if nx, ok := parseTrailer(b[off:], salt); ok {
+					if nx > rec.expect {
+						rec.expect, rec.pointer = nx, w.path(sg.num)
+					}
+					break
+				}
 				// The end of the log, unless a frame of this segment's
 				// life follows: then frames in between were damaged.
 				if at, f := findFrame(b, salt, off+1); at >= 0 {
@@ -368,12 +437,20 @@ func (w *wal) path(num uint64) string { return filepath.Join(w.dir, fmt.Sprintf(
 // (which may have reached the disk) is overwritten.
 func (w *wal) append(first uint64, recs [][]byte, applied uint64) error {
 	w.buf = appendFrame(w.buf[:0], w.salt, first, recs)
-	if w.f == nil || !w.retry && w.off > w.start && w.off+int64(len(w.buf)) > w.size {
+	if w.f == nil || !w.retry && w.off > w.start && w.off+int64(len(w.buf)) > w.size-trailerLen {
 		if err := w.next(applied); err != nil {
 			return err
 		}
 		// Seal it with the new segment's salt.
 		binary.LittleEndian.PutUint32(w.buf, frameCRC(w.salt, w.buf[4:]))
+	}
+	if w.owed != nil {
+		// The previous segment must point to this one before this one
+		// holds an acknowledged update.
+		if err := w.owed.write(); err != nil {
+			return err
+		}
+		w.owed = nil
 	}
 	if err := w.write(); err != nil {
 		w.retry = true
@@ -472,6 +549,9 @@ func (w *wal) next(applied uint64) error {
 			_ = f.Close()
 			f, direct = df, true
 		}
+	}
+	if cur >= 0 && reuse != cur {
+		w.owed = &trailer{path: w.path(w.segs[cur].num), off: w.off, salt: w.salt, next: num}
 	}
 	if reuse >= 0 {
 		w.segs = slices.Delete(w.segs, reuse, reuse+1)
