@@ -71,6 +71,15 @@ type Config struct {
 	// Now returns the current time, for age retention and for stamping
 	// updates appended without a Time. Nil means time.Now.
 	Now func() time.Time
+	// AcceptLostUpdates makes Open go on when the write-ahead log shows
+	// that updates it acknowledged may be lost (its end damaged, or
+	// segments missing), instead of failing. The store keeps what bbolt
+	// and the log still hold and starts a new epoch: positions and IDs of
+	// updates from before it are no longer resolved (Lookup returns them
+	// in the old epoch, which Read and Follow refuse), so every client
+	// resuming from before the loss is told of a gap. Set it for the one
+	// start after deciding not to restore a backup.
+	AcceptLostUpdates bool
 
 	// after starts the wait of CommitDelay; tests replace it. Nil means
 	// time.After.

@@ -252,3 +252,58 @@ func TestTrailerRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestAcceptLostUpdates: with AcceptLostUpdates, a store whose log lost
+// acknowledged updates opens with what is left under a new epoch, and
+// positions and IDs from before the loss resolve to the old epoch, which
+// reads refuse, so that a resuming client is told of the gap. The choice
+// is kept: later opens need no flag and keep the new epoch.
+func TestAcceptLostUpdates(t *testing.T) {
+	dir := t.TempDir()
+	s := stalled(t, dir, Config{})
+	appendIDs(t, s, "a", "b")
+	oldB, err := s.Lookup(context.Background(), "b") // bbolt holds a and b
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendIDs(t, s, "c", "d") // in the log only
+	img := crashImage(t, dir)
+	remove(t, filepath.Join(img, walDirName))
+	if _, err := Open(img, Config{}); !errors.Is(err, errLogDamaged) {
+		t.Fatalf("Open: %v; want errLogDamaged", err)
+	}
+	r, err := Open(img, Config{AcceptLostUpdates: true})
+	if err != nil {
+		t.Fatalf("Open with AcceptLostUpdates: %v", err)
+	}
+	check := func(r *Store) {
+		t.Helper()
+		if r.epoch == s.epoch {
+			t.Errorf("epoch %s unchanged after a loss", r.epoch)
+		}
+		if got := storedIDs(t, r); !slices.Equal(got, []string{"a", "b", "e"}) {
+			t.Errorf("history %v; want [a b e]", got)
+		}
+		pos, err := r.Lookup(context.Background(), "b")
+		if err != nil || pos != oldB {
+			t.Errorf("Lookup(b) = %v, %v; want %v, its position in the old epoch", pos, err, oldB)
+		}
+		if err := r.Read(context.Background(), pos, func(*hub.Update) bool { return true }); !errors.Is(err, hub.ErrEpochChanged) {
+			t.Errorf("Read after b: %v; want ErrEpochChanged", err)
+		}
+		if pos, err := r.Lookup(context.Background(), "e"); err != nil || pos.Epoch != r.epoch || pos.Seq != 3 {
+			t.Errorf("Lookup(e) = %v, %v; want seq 3 of the new epoch", pos, err)
+		}
+	}
+	appendIDs(t, r, "e")
+	check(r)
+	epoch := r.epoch
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r = reopen(t, img)
+	if r.epoch != epoch {
+		t.Errorf("epoch after reopening %s; want %s", r.epoch, epoch)
+	}
+	check(r)
+}

@@ -39,6 +39,10 @@ var (
 	// lacks), else 0. It is the evidence that a log existed, and how far
 	// it reached, when its newest segments are lost.
 	keyLog = []byte("wal")
+	// keyEpochStart holds the first seq of the current epoch (8 bytes) and
+	// the previous epoch, when AcceptLostUpdates started one: the updates
+	// before it belong to the previous epoch for Lookup.
+	keyEpochStart = []byte("epochstart")
 )
 
 // Store is a hub.Store kept in a bbolt file behind a write-ahead log. It
@@ -52,6 +56,10 @@ type Store struct {
 	db    *bolt.DB
 	dir   string
 	epoch string
+	// epochStart is the first seq of epoch if an earlier one was ended by
+	// a loss (AcceptLostUpdates), else 0; oldEpoch is that earlier epoch.
+	epochStart uint64
+	oldEpoch   string
 
 	reqs        chan *request
 	quit        chan struct{} // closed by Close: the writer stops
@@ -182,7 +190,7 @@ func Open(dir string, cfg Config) (*Store, error) {
 	if err := s.recover(); err != nil {
 		_ = db.Close()
 		if errors.Is(err, errLogDamaged) {
-			return nil, fmt.Errorf("boltstore: opening %s: %w; updates it acknowledged may be lost, so the store does not open: restore %s from a copy taken while the hub was stopped", dir, err, dir)
+			return nil, fmt.Errorf("boltstore: opening %s: %w; updates it acknowledged may be lost, so the store does not open: restore %s from a copy taken while the hub was stopped, or open it once with AcceptLostUpdates (ssehub serve --accept-lost-updates) to keep what it holds under a new epoch, which tells resuming clients of the gap", dir, err, dir)
 		}
 		return nil, fmt.Errorf("boltstore: opening %s: %w", dir, err)
 	}
@@ -201,16 +209,19 @@ func (s *Store) recover() error {
 	if err != nil {
 		return err
 	}
+	var lost error
 	if !s.logClean {
-		if rec.damage != "" {
-			return fmt.Errorf("%w at its end: %s", errLogDamaged, rec.damage)
+		switch {
+		case rec.damage != "":
+			lost = fmt.Errorf("%w at its end: %s", errLogDamaged, rec.damage)
+		case s.logSeg > rec.newest:
+			lost = fmt.Errorf("%w: %s is missing (%s records it)", errLogDamaged, w.path(s.logSeg), FileName)
+		case rec.expect > rec.newest:
+			lost = fmt.Errorf("%w: %s is missing (%s ends pointing to it)", errLogDamaged, w.path(rec.expect), rec.pointer)
 		}
-		if s.logSeg > rec.newest {
-			return fmt.Errorf("%w: %s is missing (%s records it)", errLogDamaged, w.path(s.logSeg), FileName)
-		}
-		if rec.expect > rec.newest {
-			return fmt.Errorf("%w: %s is missing (%s ends pointing to it)", errLogDamaged, w.path(rec.expect), rec.pointer)
-		}
+	}
+	if lost != nil && !s.cfg.AcceptLostUpdates {
+		return lost
 	}
 	for len(rec.recs) > 0 {
 		n := min(len(rec.recs), maxApply)
@@ -233,6 +244,11 @@ func (s *Store) recover() error {
 		rec.recs = rec.recs[n:]
 	}
 	s.next = s.dbNext
+	if lost != nil {
+		if err := s.newEpoch(); err != nil {
+			return err
+		}
+	}
 	if err := w.next(s.dbNext - 1); err != nil { // every segment is applied
 		return err
 	}
@@ -245,6 +261,27 @@ func (s *Store) recover() error {
 	s.wal = w
 	s.last = s.next - 1
 	s.inDB.Store(s.last)
+	return nil
+}
+
+// newEpoch starts a new epoch at s.next, after a loss of acknowledged
+// updates the operator accepted.
+func (s *Store) newEpoch() error {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	epoch := hex.EncodeToString(b[:])
+	v := append(binary.BigEndian.AppendUint64(nil, s.next), s.epoch...)
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if err := meta.Put(keyEpoch, []byte(epoch)); err != nil {
+			return err
+		}
+		return meta.Put(keyEpochStart, v)
+	})
+	if err != nil {
+		return fmt.Errorf("starting a new epoch: %w", err)
+	}
+	s.oldEpoch, s.epoch, s.epochStart = s.epoch, epoch, s.next
 	return nil
 }
 
@@ -286,6 +323,12 @@ func (s *Store) load(tx *bolt.Tx) error {
 		if err := meta.Put(keyEpoch, []byte(s.epoch)); err != nil {
 			return err
 		}
+	}
+	if v := meta.Get(keyEpochStart); v != nil {
+		if len(v) < 9 {
+			return fmt.Errorf("%w: epoch start of %d bytes", errCorrupt, len(v))
+		}
+		s.epochStart, s.oldEpoch = binary.BigEndian.Uint64(v), string(v[8:])
 	}
 	s.next = 1
 	st := meta.Get(keyState)
@@ -937,6 +980,11 @@ func (s *Store) Lookup(ctx context.Context, id string) (hub.Position, error) {
 	}
 	if found == 0 {
 		return hub.Position{}, hub.ErrNotFound
+	}
+	if found < s.epochStart {
+		// From before a loss: a client resuming from it must learn of
+		// the gap.
+		return hub.Position{Seq: found, Epoch: s.oldEpoch}, nil
 	}
 	return hub.Position{Seq: found, Epoch: s.epoch}, nil
 }

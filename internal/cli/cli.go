@@ -149,7 +149,9 @@ func defaultText(f *flag.Flag) string {
 // flag different meanings (sub --json is a switch, bench --json a file).
 func envName(flagName string) string {
 	switch flagName {
-	case "json", "html":
+	case "json", "html", "accept-lost-updates":
+		// accept-lost-updates is a decision for one start: a variable or
+		// a configuration file would make it for every start.
 		return ""
 	}
 	return "SSEHUB_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))

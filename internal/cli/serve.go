@@ -65,6 +65,7 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 	fs.StringVar(&cfg.Engine, "store", "bolt", "where history is kept: bolt (durable, in --data), memory (lost on exit), or a shared engine for several hubs: redis://HOST:PORT (Redis Streams) or nats://HOST:PORT (NATS JetStream)")
 	fs.StringVar(&cfg.DataDir, "data", server.DefaultDataDir, "`directory` of the bolt store, and of the publisher key generated when none is set (publisher.key)")
 	fs.DurationVar(&cfg.CommitDelay, "commit-delay", 0, "bolt store: how long a commit waits for more publishes when the previous one carried at least 32: fewer commits, less CPU per publish with hundreds of concurrent publishers (e.g. 2ms; see docs/BENCHMARKS.md); 0: never wait")
+	fs.BoolVar(&cfg.AcceptLostUpdates, "accept-lost-updates", false, "bolt store: start even though the write-ahead log shows acknowledged updates may be lost (its end damaged, segments missing), keeping what is left under a new epoch so that resuming clients are told of the gap; for the one start after deciding not to restore a backup")
 	fs.Int64Var(&cfg.SegmentSize, "wal-segment-size", 0, "bolt store: `bytes` per write-ahead log segment; the log keeps one being written and up to two spare (0: 4 MiB; at least 65536)")
 	fs.IntVar(&cfg.Retention.MaxUpdates, "max-updates", 0, "updates of history to keep (0: 1000000 for bolt, 10000 for memory; negative: no limit, bolt only)")
 	fs.Int64Var(&cfg.Retention.MaxBytes, "max-bytes", 0, "bytes of history to keep (0: 1 GiB for bolt, 64 MiB for memory; negative: no limit, bolt only)")

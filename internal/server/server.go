@@ -76,6 +76,10 @@ type Config struct {
 	// SegmentSize is the size of the embedded store's write-ahead log
 	// segments (boltstore.Config.SegmentSize). Zero means 4 MiB.
 	SegmentSize int64
+	// AcceptLostUpdates opens the embedded store even though its
+	// write-ahead log shows acknowledged updates may be lost, under a new
+	// epoch (boltstore.Config.AcceptLostUpdates).
+	AcceptLostUpdates bool
 	// Retention bounds the history the store keeps. Zero fields mean the
 	// store's defaults.
 	Retention Retention
@@ -194,6 +198,8 @@ func openStore(cfg Config, topics hub.TopicLimits) (hub.Store, error) {
 			TopicLimits: topics,
 			CommitDelay: cfg.CommitDelay,
 			SegmentSize: cfg.SegmentSize,
+
+			AcceptLostUpdates: cfg.AcceptLostUpdates,
 		})
 	case "memory":
 		r := cfg.Retention
