@@ -3,6 +3,7 @@ package boltstore
 import (
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"time"
 
 	"github.com/ssehub/ssehub/hub"
@@ -74,4 +75,49 @@ func decode(rec []byte, pos hub.Position) (*hub.Update, error) {
 		return nil, errCorrupt
 	}
 	return u, nil
+}
+
+// A value of the log bucket is a sealed record:
+//
+//	sealMark (1) | CRC-32C of the seq (8, big-endian) and the record (4, little-endian) | record
+//
+// so that a damaged value, or a record under another seq's key, is an
+// error when it is read rather than an update served with wrong bytes.
+// Values written before seals (stores of version 1) are bare records,
+// which start with recordVersion: they are still read, unchecked.
+const (
+	sealMark = 0xC5
+	sealLen  = 5
+)
+
+// errDamagedRecord reports a sealed record whose checksum does not match.
+var errDamagedRecord = errors.New("boltstore: damaged record (checksum mismatch)")
+
+// seal appends to dst the value of the log bucket holding rec at seq.
+func seal(dst []byte, seq uint64, rec []byte) []byte {
+	dst = append(dst, sealMark)
+	dst = binary.LittleEndian.AppendUint32(dst, sealSum(seq, rec))
+	return append(dst, rec...)
+}
+
+func sealSum(seq uint64, rec []byte) uint32 {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], seq)
+	return crc32.Update(crc32.Checksum(k[:], castagnoli), castagnoli, rec)
+}
+
+// unseal returns the record in the log bucket's value v at seq, checking
+// its checksum (a bare record of version 1 is returned as it is).
+func unseal(seq uint64, v []byte) ([]byte, error) {
+	switch {
+	case len(v) >= sealLen && v[0] == sealMark:
+		rec := v[sealLen:]
+		if binary.LittleEndian.Uint32(v[1:]) != sealSum(seq, rec) {
+			return nil, errDamagedRecord
+		}
+		return rec, nil
+	case len(v) > 0 && v[0] == recordVersion:
+		return v, nil
+	}
+	return nil, errCorrupt
 }

@@ -70,7 +70,14 @@ func upgradeIDs(tx *bolt.Tx) error {
 		return err
 	}
 	err = tx.Bucket(bucketLog).ForEach(func(k, v []byte) error {
-		h, err := decodeHeader(v)
+		if len(k) != 8 {
+			return fmt.Errorf("%w: log key of %d bytes", errCorrupt, len(k))
+		}
+		rec, err := unseal(binary.BigEndian.Uint64(k), v)
+		if err != nil {
+			return fmt.Errorf("%w at seq %d", err, binary.BigEndian.Uint64(k))
+		}
+		h, err := decodeHeader(rec)
 		if err != nil {
 			return fmt.Errorf("%w at seq %d", err, binary.BigEndian.Uint64(k))
 		}

@@ -157,15 +157,34 @@ func Open(dir string, cfg Config) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("boltstore: creating data directory: %w", err)
 	}
-	db, err := bolt.Open(filepath.Join(dir, FileName), 0o600, &bolt.Options{
-		Timeout: cfg.LockTimeout,
-		// The freelist is rebuilt when the file is opened instead of being
-		// written by every commit: one page write less per fsync.
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
+	path := filepath.Join(dir, FileName)
+	inUse := fmt.Errorf("boltstore: data directory %s is in use by another ssehub process (its lock was not released within %v)", dir, cfg.LockTimeout)
+	logKeys, err := checkLocked(path, cfg.LockTimeout)
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, inUse
+	}
+	if err != nil {
+		return nil, damagedFile(path, err)
+	}
+	var db *bolt.DB
+	err = guard(func() (err error) {
+		db, err = bolt.Open(path, 0o600, &bolt.Options{
+			Timeout: cfg.LockTimeout,
+			// The freelist is rebuilt when the file is opened instead of
+			// being written by every commit: one page write less per fsync.
+			NoFreelistSync: true,
+			FreelistType:   bolt.FreelistMapType,
+		})
+		return err
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("boltstore: data directory %s is in use by another ssehub process (its lock was not released within %v)", dir, cfg.LockTimeout)
+		return nil, inUse
+	}
+	if errors.Is(err, errPanicked) || errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrChecksum) || errors.Is(err, berrors.ErrVersionMismatch) {
+		if db != nil {
+			_ = db.Close()
+		}
+		return nil, damagedFile(path, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("boltstore: opening %s: %w", dir, err)
@@ -183,9 +202,16 @@ func Open(dir string, cfg Config) (*Store, error) {
 		hurry:       make(chan struct{}, 1),
 		changed:     make(chan struct{}),
 	}
-	if err := db.Update(s.load); err != nil {
+	if err := guard(func() error { return db.Update(s.load) }); err != nil {
 		_ = db.Close()
+		if errors.Is(err, errPanicked) || errors.Is(err, errCorrupt) || errors.Is(err, errDamagedRecord) {
+			return nil, damagedFile(path, err)
+		}
 		return nil, fmt.Errorf("boltstore: opening %s: %w", dir, err)
+	}
+	if s.count != logKeys {
+		_ = db.Close()
+		return nil, damagedFile(path, fmt.Errorf("its log bucket holds %d updates, its state says %d", logKeys, s.count))
 	}
 	if err := s.recover(); err != nil {
 		_ = db.Close()
@@ -784,73 +810,88 @@ func (s *Store) commit(batch []*request) (publish func(), err error) {
 	if n := len(batch); n > 0 {
 		logSeg = max(logSeg, batch[n-1].seg)
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		w = &txn{
-			log: tx.Bucket(bucketLog), ids: tx.Bucket(bucketIDs),
-			topics: tx.Bucket(bucketTopics), state: tx.Bucket(bucketTopicState), ages: tx.Bucket(bucketAges),
-			total: s.bytes, count: s.count, budget: 2*len(batch) + 1024, topicIndex: s.topicIndex,
-		}
-		w.log.FillPercent = 1   // keys only ever grow: pack the pages
-		w.ids.FillPercent = 0.9 // most keys grow (see ids.go)
-		for i, r := range batch {
-			seq := next + uint64(i)
-			if err := w.log.Put(seqKey(seq), r.rec); err != nil {
+	err = guard(func() error {
+		return s.db.Update(func(tx *bolt.Tx) error {
+			w = &txn{
+				log: tx.Bucket(bucketLog), ids: tx.Bucket(bucketIDs),
+				topics: tx.Bucket(bucketTopics), state: tx.Bucket(bucketTopicState), ages: tx.Bucket(bucketAges),
+				total: s.bytes, count: s.count, budget: 2*len(batch) + 1024, topicIndex: s.topicIndex,
+			}
+			w.log.FillPercent = 1   // keys only ever grow: pack the pages
+			w.ids.FillPercent = 0.9 // most keys grow (see ids.go)
+			// The sealed values, in one buffer that lives until the commit
+			// (bbolt keeps the slices until then).
+			n := 0
+			for _, r := range batch {
+				n += sealLen + len(r.rec)
+			}
+			vals := make([]byte, 0, n)
+			for i, r := range batch {
+				seq := next + uint64(i)
+				at := len(vals)
+				vals = seal(vals, seq, r.rec)
+				if err := w.log.Put(seqKey(seq), vals[at:len(vals):len(vals)]); err != nil {
+					return err
+				}
+				if err := w.ids.Put(idKey(r.idp, seq), nil); err != nil {
+					return err
+				}
+				w.total += int64(len(r.rec))
+				w.count++
+				if err := w.vote(seq, r); err != nil {
+					return err
+				}
+			}
+			// Global retention: delete from the oldest while a limit is
+			// exceeded, at most a bounded number per transaction.
+			c := w.log.Cursor()
+			for w.budget > 0 {
+				k, v := c.First()
+				if k == nil {
+					break
+				}
+				seq := binary.BigEndian.Uint64(k)
+				rec, err := unseal(seq, v)
+				if err != nil {
+					return fmt.Errorf("%w at seq %d", err, seq)
+				}
+				h, err := decodeHeader(rec)
+				if err != nil {
+					return fmt.Errorf("%w at seq %d", err, seq)
+				}
+				if !s.expired(w.count, w.total, h.time, now) {
+					break
+				}
+				w.budget--
+				if err := w.deleteUpdate(seq, rec, true); err != nil {
+					return err
+				}
+				floor = seq + 1
+			}
+			if err := w.expireTopics(now); err != nil {
 				return err
 			}
-			if err := w.ids.Put(idKey(r.idp, seq), nil); err != nil {
-				return err
+			first = last + 1
+			if k, _ := c.First(); k != nil {
+				first = binary.BigEndian.Uint64(k)
+				k, _ = c.Last()
+				newest = binary.BigEndian.Uint64(k)
 			}
-			w.total += int64(len(r.rec))
-			w.count++
-			if err := w.vote(seq, r); err != nil {
-				return err
+			if logSeg > s.logSeg {
+				v := binary.BigEndian.AppendUint64(make([]byte, 0, 9), logSeg)
+				if err := tx.Bucket(bucketMeta).Put(keyLog, append(v, 0)); err != nil {
+					return err
+				}
 			}
-		}
-		// Global retention: delete from the oldest while a limit is
-		// exceeded, at most a bounded number per transaction.
-		c := w.log.Cursor()
-		for w.budget > 0 {
-			k, v := c.First()
-			if k == nil {
-				break
+			if len(batch) == 0 && w.count == s.count && w.total == s.bytes {
+				return nil
 			}
-			seq := binary.BigEndian.Uint64(k)
-			h, err := decodeHeader(v)
-			if err != nil {
-				return fmt.Errorf("%w at seq %d", err, seq)
-			}
-			if !s.expired(w.count, w.total, h.time, now) {
-				break
-			}
-			w.budget--
-			if err := w.deleteUpdate(seq, v, true); err != nil {
-				return err
-			}
-			floor = seq + 1
-		}
-		if err := w.expireTopics(now); err != nil {
-			return err
-		}
-		first = last + 1
-		if k, _ := c.First(); k != nil {
-			first = binary.BigEndian.Uint64(k)
-			k, _ = c.Last()
-			newest = binary.BigEndian.Uint64(k)
-		}
-		if logSeg > s.logSeg {
-			v := binary.BigEndian.AppendUint64(make([]byte, 0, 9), logSeg)
-			if err := tx.Bucket(bucketMeta).Put(keyLog, append(v, 0)); err != nil {
-				return err
-			}
-		}
-		if len(batch) == 0 && w.count == s.count && w.total == s.bytes {
-			return nil
-		}
-		var st [24]byte
-		binary.BigEndian.PutUint64(st[:], last+1)
-		binary.BigEndian.PutUint64(st[8:], uint64(w.total))
-		binary.BigEndian.PutUint64(st[16:], w.count)
-		return tx.Bucket(bucketMeta).Put(keyState, st[:])
+			var st [24]byte
+			binary.BigEndian.PutUint64(st[:], last+1)
+			binary.BigEndian.PutUint64(st[8:], uint64(w.total))
+			binary.BigEndian.PutUint64(st[16:], w.count)
+			return tx.Bucket(bucketMeta).Put(keyState, st[:])
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("boltstore: applying to %s: %w", s.dir, err)
@@ -879,15 +920,21 @@ func (s *Store) mustEvict(now time.Time) bool {
 		return false
 	}
 	var old bool
-	_ = s.db.View(func(tx *bolt.Tx) error {
-		if _, v := tx.Bucket(bucketLog).Cursor().First(); v != nil && s.cfg.MaxAge > 0 {
-			h, err := decodeHeader(v)
-			old = err == nil && !h.time.IsZero() && now.Sub(h.time) > s.cfg.MaxAge
-		}
-		if k, _ := tx.Bucket(bucketAges).Cursor().First(); k != nil && !old {
-			old = int64(binary.BigEndian.Uint64(k)^1<<63) < now.UnixNano()
-		}
-		return nil
+	_ = guard(func() error {
+		return s.db.View(func(tx *bolt.Tx) error {
+			if k, v := tx.Bucket(bucketLog).Cursor().First(); v != nil && len(k) == 8 && s.cfg.MaxAge > 0 {
+				rec, err := unseal(binary.BigEndian.Uint64(k), v)
+				if err == nil {
+					var h header
+					h, err = decodeHeader(rec)
+					old = err == nil && !h.time.IsZero() && now.Sub(h.time) > s.cfg.MaxAge
+				}
+			}
+			if k, _ := tx.Bucket(bucketAges).Cursor().First(); k != nil && !old {
+				old = int64(binary.BigEndian.Uint64(k)^1<<63) < now.UnixNano()
+			}
+			return nil
+		})
 	})
 	return old
 }
@@ -933,7 +980,9 @@ func (s *Store) view(fn func(tx *bolt.Tx, first, applied uint64) error) error {
 	if s.closed {
 		return hub.ErrClosed
 	}
-	return s.db.View(func(tx *bolt.Tx) error { return fn(tx, s.first, s.applied) })
+	return guard(func() error {
+		return s.db.View(func(tx *bolt.Tx) error { return fn(tx, s.first, s.applied) })
+	})
 }
 
 // Lookup returns the position of the earliest retained update with id,
@@ -952,9 +1001,13 @@ func (s *Store) Lookup(ctx context.Context, id string) (hub.Position, error) {
 			if seq < first || seq > applied {
 				continue
 			}
-			rec := logB.Get(k[16:])
-			if rec == nil {
+			v := logB.Get(k[16:])
+			if v == nil {
 				continue
+			}
+			rec, err := unseal(seq, v)
+			if err != nil {
+				return fmt.Errorf("%w at seq %d", err, seq)
 			}
 			hd, err := decodeHeader(rec)
 			if err != nil {
@@ -1030,7 +1083,11 @@ func (s *Store) read(ctx context.Context, after hub.Position, upto uint64, fn fu
 				if seq > last {
 					break
 				}
-				u, err := decode(v, hub.Position{Seq: seq, Epoch: s.epoch})
+				rec, err := unseal(seq, v)
+				if err != nil {
+					return fmt.Errorf("%w at seq %d", err, seq)
+				}
+				u, err := decode(rec, hub.Position{Seq: seq, Epoch: s.epoch})
 				if err != nil {
 					return fmt.Errorf("%w at seq %d", err, seq)
 				}

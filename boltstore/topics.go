@@ -219,9 +219,13 @@ func (w *txn) dropVote(h [16]byte, seq uint64) (int64, error) {
 	if e.flags&entryPinned != 0 {
 		return e.size, nil
 	}
-	rec := w.log.Get(seqKey(seq))
-	if rec == nil {
+	v := w.log.Get(seqKey(seq))
+	if v == nil {
 		return e.size, nil // already deleted (by a global limit)
+	}
+	rec, err := unseal(seq, v)
+	if err != nil {
+		return 0, fmt.Errorf("%w at seq %d", err, seq)
 	}
 	hs, err := recordTopicHashes(rec)
 	if err != nil {

@@ -37,8 +37,12 @@ func checkInvariants(t *testing.T, s *Store) {
 			}
 			last = seq
 			count++
-			total += int64(len(v))
-			h, err := decodeHeader(v)
+			rec, err := unseal(seq, v)
+			if err != nil {
+				return err
+			}
+			total += int64(len(rec))
+			h, err := decodeHeader(rec)
 			if err != nil {
 				return err
 			}
@@ -71,10 +75,14 @@ func checkInvariants(t *testing.T, s *Store) {
 			if err != nil {
 				return err
 			}
-			rec := logB.Get(k[16:])
-			if rec == nil {
+			sealed := logB.Get(k[16:])
+			if sealed == nil {
 				t.Errorf("topic entry for seq %d, which is not in the log", seq)
 				return nil
+			}
+			rec, err := unseal(seq, sealed)
+			if err != nil {
+				return err
 			}
 			if hs, err := recordTopicHashes(rec); err != nil || !slices.Contains(hs, h) {
 				t.Errorf("topic entry for seq %d names a topic the record does not have (%v)", seq, err)
