@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -55,18 +54,27 @@ func checkFile(path string) (logKeys uint64, err error) {
 	if fi.Size() == 0 {
 		return 0, nil // bbolt initializes an empty file
 	}
-	c := &checker{f: f, size: fi.Size(), seen: map[uint64]bool{}}
+	c := &checker{f: f, size: fi.Size()}
 	m, err := c.meta()
 	if err != nil {
-		return 0, err
+		return 0, fileDamage{err}
 	}
+	// Pages are read through a read-only map of the pages below the
+	// high-water mark, which meta checked the file holds. (If the file
+	// shrank meanwhile, guard turns the fault into an error.)
+	c.data, err = syscall.Mmap(int(f.Fd()), 0, int(c.hwm)*int(c.psz), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		return 0, fmt.Errorf("mapping the file to check it: %w", err)
+	}
+	defer syscall.Munmap(c.data)
+	c.seen = make([]uint64, (c.hwm+63)/64)
 	if m.freelist != noFreelist {
 		if err := c.freelist(m.freelist); err != nil {
-			return 0, err
+			return 0, fileDamage{err}
 		}
 	}
 	if err := c.bucket(m.root, nil, 0, "/"); err != nil {
-		return 0, err
+		return 0, fileDamage{err}
 	}
 	return c.logKeys, nil
 }
@@ -93,11 +101,13 @@ type meta struct {
 }
 
 type checker struct {
-	f       *os.File
-	size    int64
-	psz     int64
-	hwm     uint64
-	seen    map[uint64]bool
+	f    *os.File
+	size int64
+	psz  int64
+	hwm  uint64
+	data []byte   // the pages below hwm
+	seen []uint64 // a bit per page: reached
+
 	logKeys uint64
 }
 
@@ -172,13 +182,10 @@ func (c *checker) page(id uint64) ([]byte, error) {
 	if id < 2 || id >= c.hwm {
 		return nil, fmt.Errorf("reference to page %d, outside 2 to %d", id, c.hwm-1)
 	}
-	if c.seen[id] {
+	if c.reached(id) {
 		return nil, fmt.Errorf("page %d is reached twice", id)
 	}
-	head := make([]byte, pageHeaderSize)
-	if _, err := c.f.ReadAt(head, int64(id)*c.psz); err != nil {
-		return nil, fmt.Errorf("reading page %d: %w", id, err)
-	}
+	head := c.data[int64(id)*c.psz:]
 	if got := binary.LittleEndian.Uint64(head); got != id {
 		return nil, fmt.Errorf("page %d says it is page %d", id, got)
 	}
@@ -187,17 +194,15 @@ func (c *checker) page(id uint64) ([]byte, error) {
 		return nil, fmt.Errorf("page %d runs past the last page (%d overflow pages)", id, over)
 	}
 	for i := id; i <= id+over; i++ {
-		if c.seen[i] {
+		if c.reached(i) {
 			return nil, fmt.Errorf("page %d is reached twice", i)
 		}
-		c.seen[i] = true
+		c.seen[i/64] |= 1 << (i % 64)
 	}
-	b := make([]byte, int64(over+1)*c.psz)
-	if _, err := c.f.ReadAt(b, int64(id)*c.psz); err != nil && !(errors.Is(err, io.EOF) && int64(id)*c.psz+int64(len(b)) <= c.size) {
-		return nil, fmt.Errorf("reading page %d: %w", id, err)
-	}
-	return b, nil
+	return c.data[int64(id)*c.psz : int64(id+over+1)*c.psz], nil
 }
+
+func (c *checker) reached(id uint64) bool { return c.seen[id/64]&(1<<(id%64)) != 0 }
 
 // freelist checks the freelist page.
 func (c *checker) freelist(id uint64) error {
@@ -275,6 +280,9 @@ func (c *checker) node(b []byte, id uint64, depth int, in string, lo, hi []byte)
 			return nil, fmt.Errorf("page %d: element %d lies outside the page", id, i)
 		}
 		key := b[start : start+ksize]
+		if in == string(bucketLog) && ksize != 8 {
+			return nil, fmt.Errorf("page %d: a key of %d bytes in the log", id, ksize)
+		}
 		if i == 0 && running != nil && bytes.Compare(running, key) > 0 || i > 0 && bytes.Compare(running, key) >= 0 || hi != nil && bytes.Compare(key, hi) >= 0 {
 			return nil, fmt.Errorf("page %d: keys out of order at element %d", id, i)
 		}
@@ -320,6 +328,12 @@ func (c *checker) node(b []byte, id uint64, depth int, in string, lo, hi []byte)
 	}
 	return maxKey, nil
 }
+
+// fileDamage is what checkFile found wrong with the file (as opposed to
+// failing to read it).
+type fileDamage struct{ error }
+
+func (d fileDamage) Unwrap() error { return d.error }
 
 // errPanicked reports a panic in bbolt (or a fault in its memory map)
 // that guard turned into an error.
@@ -383,5 +397,10 @@ func checkLocked(path string, timeout time.Duration) (uint64, error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-	return checkFile(path)
+	var keys uint64
+	err = guard(func() (err error) {
+		keys, err = checkFile(path)
+		return err
+	})
+	return keys, err
 }

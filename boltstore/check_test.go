@@ -115,7 +115,8 @@ func FuzzDamagedFile(f *testing.F) {
 				t.Fatalf("served seq %d (%s), never appended", u.Pos.Seq, u.ID)
 			}
 			if u.ID != w.ID || u.Data != w.Data || u.Type != w.Type || !reflect.DeepEqual(u.Topics, w.Topics) || !u.Time.Equal(w.Time) || u.Private != w.Private {
-				t.Fatalf("served at seq %d: %+v; appended %+v", u.Pos.Seq, u, w)
+				t.Fatalf("served at seq %d: ID %q, type %q, topics %q, time %v, private %v, %d bytes of data; appended ID %q, type %q, topics %q, time %v, private %v, %d bytes of data", u.Pos.Seq,
+					u.ID, u.Type, u.Topics, u.Time, u.Private, len(u.Data), w.ID, w.Type, w.Topics, w.Time, w.Private, len(w.Data))
 			}
 		}
 		var ids []string

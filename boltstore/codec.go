@@ -3,6 +3,7 @@ package boltstore
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"time"
 
@@ -84,7 +85,9 @@ func decode(rec []byte, pos hub.Position) (*hub.Update, error) {
 // so that a damaged value, or a record under another seq's key, is an
 // error when it is read rather than an update served with wrong bytes.
 // Values written before seals (stores of version 1) are bare records,
-// which start with recordVersion: they are still read, unchecked.
+// which start with recordVersion: they are still read, unchecked, below
+// the seq meta's "sealed" records (the next seq when the store was first
+// opened with seals); from it on, a bare record is damage.
 const (
 	sealMark = 0xC5
 	sealLen  = 5
@@ -106,9 +109,14 @@ func sealSum(seq uint64, rec []byte) uint32 {
 	return crc32.Update(crc32.Checksum(k[:], castagnoli), castagnoli, rec)
 }
 
-// unseal returns the record in the log bucket's value v at seq, checking
-// its checksum (a bare record of version 1 is returned as it is).
-func unseal(seq uint64, v []byte) ([]byte, error) {
+// unseal returns the record in the log bucket's value v under key k,
+// checking the key's length and the checksum; a bare record (version 1)
+// is returned as it is if its seq is below bare.
+func unseal(k, v []byte, bare uint64) ([]byte, error) {
+	if len(k) != 8 {
+		return nil, fmt.Errorf("%w: log key of %d bytes", errCorrupt, len(k))
+	}
+	seq := binary.BigEndian.Uint64(k)
 	switch {
 	case len(v) >= sealLen && v[0] == sealMark:
 		rec := v[sealLen:]
@@ -116,8 +124,8 @@ func unseal(seq uint64, v []byte) ([]byte, error) {
 			return nil, errDamagedRecord
 		}
 		return rec, nil
-	case len(v) > 0 && v[0] == recordVersion:
+	case len(v) > 0 && v[0] == recordVersion && seq < bare:
 		return v, nil
 	}
-	return nil, errCorrupt
+	return nil, errDamagedRecord
 }

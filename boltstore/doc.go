@@ -31,15 +31,34 @@
 // holds beyond bbolt's newest update, so a crash between the two loses
 // nothing acknowledged.
 //
+// # Damage
+//
+// Acknowledged means readable, or Open says otherwise. A torn final frame
+// (never acknowledged) ends the log silently. Damage that may have taken
+// acknowledged updates with it fails Open with one line naming the file
+// and what to do: a hole in the log, a segment shorter than its header
+// says, a damaged segment header, a segment that data.db or the trailer
+// of the segment before it records and that is missing, and a missing
+// wal directory, unless the store was closed with every update applied
+// (then the log holds nothing bbolt lacks). Config.AcceptLostUpdates
+// opens such a store anyway, under a new epoch.
+//
+// A damaged data.db is refused, never served and never a crash. Open
+// walks its pages before bbolt maps it (see checkFile), every record of
+// the log bucket carries a CRC-32C of its seq and bytes checked on every
+// read, and a panic of bbolt, or a fault in its memory map, is an error.
+//
 // The epoch is generated when the directory is first used and kept in the
 // file, so positions and event IDs handed out before a restart stay valid
-// after it: clients resume across hub restarts.
+// after it: clients resume across hub restarts. Only an accepted loss
+// (Config.AcceptLostUpdates) starts a new one.
 //
 // # Layout
 //
 // The directory holds the bbolt file data.db and the log's directory wal.
 // data.db holds six buckets. "log" maps an 8-byte big-endian
-// sequence number to the update's compact binary record (see encode).
+// sequence number to the update's compact binary record (see encode),
+// sealed with a checksum (see seal).
 // "ids" maps a 16-byte prefix of the ID followed by the sequence number to
 // nothing (see ids.go: a version 7 UUID's own bytes, so the hub's IDs are
 // added at the end of the index, or else the first 16 bytes of the ID's
@@ -49,7 +68,10 @@
 // same as a known one. "meta" holds the epoch, the next sequence
 // number, and the retained byte count and update count, updated in the
 // same transaction as the log (the next sequence number follows the
-// newest update bbolt holds; the write-ahead log may hold newer ones).
+// newest update bbolt holds; the write-ahead log may hold newer ones),
+// the newest log segment bbolt knows of and whether the store was closed
+// cleanly, the first sealed seq, and after an accepted loss the first
+// seq of the epoch and the one before it.
 // "topics", "topicstate" and "ages" hold per-topic retention (see topics.go): for each topic with limits, the
 // updates it retains in sequence order, their count and size, and the
 // deadlines of its age limit in time order. They are written in the same
@@ -60,7 +82,9 @@
 // buckets are created and the count is the span of the log. A directory
 // without a wal directory gets one. Older versions of ssehub cannot open a
 // directory once this version has written to it (the ones without the
-// write-ahead log would open it, but miss the updates only the log holds).
+// write-ahead log would open it, but miss the updates only the log holds;
+// those before segment headers recorded their size and records their
+// checksum would skip the log's segments and fail on sealed records).
 //
 // # Retention
 //

@@ -57,7 +57,7 @@ func idKey(p [16]byte, seq uint64) []byte {
 
 // upgradeIDs rebuilds the ID index of a store written with an older
 // layout, from the log, in the transaction that opens the store.
-func upgradeIDs(tx *bolt.Tx) error {
+func upgradeIDs(tx *bolt.Tx, bare uint64) error {
 	meta := tx.Bucket(bucketMeta)
 	if v := meta.Get(keyIDFormat); len(v) == 1 && v[0] == idFormat {
 		return nil
@@ -70,12 +70,9 @@ func upgradeIDs(tx *bolt.Tx) error {
 		return err
 	}
 	err = tx.Bucket(bucketLog).ForEach(func(k, v []byte) error {
-		if len(k) != 8 {
-			return fmt.Errorf("%w: log key of %d bytes", errCorrupt, len(k))
-		}
-		rec, err := unseal(binary.BigEndian.Uint64(k), v)
+		rec, err := unseal(k, v, bare)
 		if err != nil {
-			return fmt.Errorf("%w at seq %d", err, binary.BigEndian.Uint64(k))
+			return fmt.Errorf("%w at seq %x", err, k)
 		}
 		h, err := decodeHeader(rec)
 		if err != nil {

@@ -43,6 +43,9 @@ var (
 	// the previous epoch, when AcceptLostUpdates started one: the updates
 	// before it belong to the previous epoch for Lookup.
 	keyEpochStart = []byte("epochstart")
+	// keySealed holds the first seq whose record had to be sealed (8
+	// bytes): the next seq when the store was first opened with seals.
+	keySealed = []byte("sealed")
 )
 
 // Store is a hub.Store kept in a bbolt file behind a write-ahead log. It
@@ -60,6 +63,8 @@ type Store struct {
 	// a loss (AcceptLostUpdates), else 0; oldEpoch is that earlier epoch.
 	epochStart uint64
 	oldEpoch   string
+	// bare: records of seqs below it may be bare (see unseal).
+	bare uint64
 
 	reqs        chan *request
 	quit        chan struct{} // closed by Close: the writer stops
@@ -160,11 +165,14 @@ func Open(dir string, cfg Config) (*Store, error) {
 	path := filepath.Join(dir, FileName)
 	inUse := fmt.Errorf("boltstore: data directory %s is in use by another ssehub process (its lock was not released within %v)", dir, cfg.LockTimeout)
 	logKeys, err := checkLocked(path, cfg.LockTimeout)
-	if errors.Is(err, berrors.ErrTimeout) {
+	var damage fileDamage
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
 		return nil, inUse
-	}
-	if err != nil {
+	case errors.As(err, &damage) || errors.Is(err, errPanicked):
 		return nil, damagedFile(path, err)
+	case err != nil:
+		return nil, fmt.Errorf("boltstore: checking %s: %w", path, err)
 	}
 	var db *bolt.DB
 	err = guard(func() (err error) {
@@ -204,7 +212,7 @@ func Open(dir string, cfg Config) (*Store, error) {
 	}
 	if err := guard(func() error { return db.Update(s.load) }); err != nil {
 		_ = db.Close()
-		if errors.Is(err, errPanicked) || errors.Is(err, errCorrupt) || errors.Is(err, errDamagedRecord) {
+		if errors.Is(err, errPanicked) || errors.Is(err, errCorrupt) || errors.Is(err, errDamagedRecord) || errors.Is(err, berrors.ErrIncompatibleValue) {
 			return nil, damagedFile(path, err)
 		}
 		return nil, fmt.Errorf("boltstore: opening %s: %w", dir, err)
@@ -336,10 +344,25 @@ func (s *Store) load(tx *bolt.Tx) error {
 			return err
 		}
 	}
-	if err := upgradeIDs(tx); err != nil {
+	meta := tx.Bucket(bucketMeta)
+	switch v := meta.Get(keySealed); {
+	case len(v) == 8:
+		s.bare = binary.BigEndian.Uint64(v)
+	case v != nil:
+		return fmt.Errorf("%w: sealed mark of %d bytes", errCorrupt, len(v))
+	default:
+		// Every record to come is sealed; those before are bare.
+		s.bare = 1
+		if st := meta.Get(keyState); len(st) >= 8 {
+			s.bare = binary.BigEndian.Uint64(st)
+		}
+		if err := meta.Put(keySealed, seqKey(s.bare)); err != nil {
+			return err
+		}
+	}
+	if err := upgradeIDs(tx, s.bare); err != nil {
 		return err
 	}
-	meta := tx.Bucket(bucketMeta)
 	if e := meta.Get(keyEpoch); e != nil {
 		s.epoch = string(e)
 	} else {
@@ -815,7 +838,7 @@ func (s *Store) commit(batch []*request) (publish func(), err error) {
 			w = &txn{
 				log: tx.Bucket(bucketLog), ids: tx.Bucket(bucketIDs),
 				topics: tx.Bucket(bucketTopics), state: tx.Bucket(bucketTopicState), ages: tx.Bucket(bucketAges),
-				total: s.bytes, count: s.count, budget: 2*len(batch) + 1024, topicIndex: s.topicIndex,
+				total: s.bytes, count: s.count, budget: 2*len(batch) + 1024, topicIndex: s.topicIndex, bare: s.bare,
 			}
 			w.log.FillPercent = 1   // keys only ever grow: pack the pages
 			w.ids.FillPercent = 0.9 // most keys grow (see ids.go)
@@ -851,7 +874,7 @@ func (s *Store) commit(batch []*request) (publish func(), err error) {
 					break
 				}
 				seq := binary.BigEndian.Uint64(k)
-				rec, err := unseal(seq, v)
+				rec, err := unseal(k, v, s.bare)
 				if err != nil {
 					return fmt.Errorf("%w at seq %d", err, seq)
 				}
@@ -923,7 +946,7 @@ func (s *Store) mustEvict(now time.Time) bool {
 	_ = guard(func() error {
 		return s.db.View(func(tx *bolt.Tx) error {
 			if k, v := tx.Bucket(bucketLog).Cursor().First(); v != nil && len(k) == 8 && s.cfg.MaxAge > 0 {
-				rec, err := unseal(binary.BigEndian.Uint64(k), v)
+				rec, err := unseal(k, v, s.bare)
 				if err == nil {
 					var h header
 					h, err = decodeHeader(rec)
@@ -997,6 +1020,9 @@ func (s *Store) Lookup(ctx context.Context, id string) (hub.Position, error) {
 		logB := tx.Bucket(bucketLog)
 		c := tx.Bucket(bucketIDs).Cursor()
 		for k, _ := c.Seek(p[:]); k != nil && bytes.HasPrefix(k, p[:]); k, _ = c.Next() {
+			if len(k) != 24 {
+				return fmt.Errorf("%w: ID index key of %d bytes", errCorrupt, len(k))
+			}
 			seq := binary.BigEndian.Uint64(k[16:])
 			if seq < first || seq > applied {
 				continue
@@ -1005,7 +1031,7 @@ func (s *Store) Lookup(ctx context.Context, id string) (hub.Position, error) {
 			if v == nil {
 				continue
 			}
-			rec, err := unseal(seq, v)
+			rec, err := unseal(k[16:], v, s.bare)
 			if err != nil {
 				return fmt.Errorf("%w at seq %d", err, seq)
 			}
@@ -1083,7 +1109,7 @@ func (s *Store) read(ctx context.Context, after hub.Position, upto uint64, fn fu
 				if seq > last {
 					break
 				}
-				rec, err := unseal(seq, v)
+				rec, err := unseal(k, v, s.bare)
 				if err != nil {
 					return fmt.Errorf("%w at seq %d", err, seq)
 				}

@@ -130,8 +130,9 @@ type txn struct {
 	log, ids, topics, state, ages *bolt.Bucket
 	total                         int64 // retained record bytes
 	count                         uint64
-	budget                        int  // deletions left in this transaction
-	topicIndex                    bool // the topic buckets may hold entries
+	budget                        int    // deletions left in this transaction
+	topicIndex                    bool   // the topic buckets may hold entries
+	bare                          uint64 // see unseal
 }
 
 // topicState reads the count and bytes of a topic's entries.
@@ -223,7 +224,7 @@ func (w *txn) dropVote(h [16]byte, seq uint64) (int64, error) {
 	if v == nil {
 		return e.size, nil // already deleted (by a global limit)
 	}
-	rec, err := unseal(seq, v)
+	rec, err := unseal(seqKey(seq), v, w.bare)
 	if err != nil {
 		return 0, fmt.Errorf("%w at seq %d", err, seq)
 	}

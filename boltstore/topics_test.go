@@ -37,7 +37,7 @@ func checkInvariants(t *testing.T, s *Store) {
 			}
 			last = seq
 			count++
-			rec, err := unseal(seq, v)
+			rec, err := unseal(k, v, s.bare)
 			if err != nil {
 				return err
 			}
@@ -80,7 +80,7 @@ func checkInvariants(t *testing.T, s *Store) {
 				t.Errorf("topic entry for seq %d, which is not in the log", seq)
 				return nil
 			}
-			rec, err := unseal(seq, sealed)
+			rec, err := unseal(k[16:], sealed, s.bare)
 			if err != nil {
 				return err
 			}

@@ -2,6 +2,7 @@ package proctest
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -66,7 +67,7 @@ func TestDamagedLogEnd(t *testing.T) {
 	if err := os.Truncate(newest, fi.Size()/2); err != nil {
 		t.Fatal(err)
 	}
-	msg := refused(t, addr, "--data", dir)
+	msg := refused(t, "write-ahead log", addr, "--data", dir)
 	if !strings.Contains(msg, newest) || !strings.Contains(msg, "bytes long") || !strings.Contains(msg, "--accept-lost-updates") {
 		t.Errorf("refusal of a truncated segment: %q; want it to name %s and say what to do", msg, newest)
 	}
@@ -81,7 +82,7 @@ func TestDamagedLogEnd(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(dir, "wal")); err != nil {
 		t.Fatal(err)
 	}
-	msg = refused(t, addr, "--data", dir)
+	msg = refused(t, "write-ahead log", addr, "--data", dir)
 	if !strings.Contains(msg, filepath.Join(dir, "wal")) || !strings.Contains(msg, "is missing") {
 		t.Errorf("refusal of a deleted log: %q; want it to name the missing segment", msg)
 	}
@@ -105,20 +106,21 @@ func TestDamagedLogEnd(t *testing.T) {
 	}
 }
 
-// refused runs ssehub serve, which must exit with an error: it returns the
-// last line of its stderr, checking the error is one line.
-func refused(t *testing.T, addr string, args ...string) string {
+// refused runs ssehub serve, which must exit with status 1 (not a panic,
+// 2, nor a signal): it returns the line of its output that contains
+// about, checking there is one.
+func refused(t *testing.T, about, addr string, args ...string) string {
 	t.Helper()
 	all := append([]string{"serve", "--addr", addr, "--publisher-key", key}, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, binary, all...).CombinedOutput()
-	if _, ok := err.(*exec.ExitError); !ok || ctx.Err() != nil {
-		t.Fatalf("ssehub serve on a damaged log: %v; want it to exit with an error\n%s", err, out)
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || ctx.Err() != nil {
+		t.Fatalf("ssehub serve on damaged data: %v; want it to exit with status 1\n%s", err, out)
 	}
 	var last string
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if strings.Contains(l, "write-ahead log") {
+		if strings.Contains(l, about) {
 			if last != "" {
 				t.Errorf("the error takes more than one line:\n%s", out)
 			}
@@ -126,8 +128,70 @@ func refused(t *testing.T, addr string, args ...string) string {
 		}
 	}
 	if last == "" {
-		t.Fatalf("no line names the write-ahead log:\n%s", out)
+		t.Fatalf("no line says %q:\n%s", about, out)
 	}
 	t.Logf("refused: %s", last)
 	return last
+}
+
+// TestDamagedDataFile runs the real binary on a data.db damaged after
+// kill -9: cut in half (bbolt would fault in its memory map: SIGBUS) or
+// with a page's header overwritten (bbolt would panic). The hub exits with
+// status 1 and one line naming the file and what to do; restored, it
+// serves every acknowledged update.
+func TestDamagedDataFile(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	tok := token(t)
+	p := startHub(t, addr, "--data", dir)
+	var want []string
+	for i := range 300 {
+		id := fmt.Sprint("e", i)
+		status, body, err := publish(context.Background(), http.DefaultClient, p.url, tok, url.Values{"topic": {"damage"}, "id": {id}, "data": {strings.Repeat("x", 200)}})
+		if err != nil || status != http.StatusOK || body != id {
+			t.Fatalf("publish %s: %d %q %v", id, status, body, err)
+		}
+		want = append(want, id)
+	}
+	if got := readHistory(t, p.base, tok); len(got) != len(want) { // bbolt holds them all
+		t.Fatalf("history: %d updates; want %d", len(got), len(want))
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.exited
+	path := filepath.Join(dir, "data.db")
+	saved, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		damage func([]byte) []byte
+	}{
+		{"cut in half", func(b []byte) []byte { return b[:len(b)/2] }},
+		{"page header", func(b []byte) []byte {
+			for pg := 2; pg*4096 < len(b); pg++ {
+				b[pg*4096+1] ^= 0x5a // every page's id
+			}
+			return b
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if err := os.WriteFile(path, c.damage(append([]byte(nil), saved...)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			msg := refused(t, "is damaged", addr, "--data", dir)
+			if !strings.Contains(msg, path) || !strings.Contains(msg, "restore") {
+				t.Errorf("refusal: %q; want it to name %s and say what to do", msg, path)
+			}
+		})
+	}
+	if err := os.WriteFile(path, saved, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p = startHub(t, addr, "--data", dir)
+	if got := readHistory(t, p.base, tok); !slices.Equal(got, want) {
+		t.Errorf("history after restoring data.db: %d updates; want the %d acknowledged", len(got), len(want))
+	}
 }
