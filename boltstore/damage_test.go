@@ -277,6 +277,9 @@ func TestAcceptLostUpdates(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open with AcceptLostUpdates: %v", err)
 	}
+	if lost := r.Lost(); !errors.Is(lost, errLogDamaged) {
+		t.Errorf("Lost() = %v; want the damage accepted", lost)
+	}
 	check := func(r *Store) {
 		t.Helper()
 		if r.epoch == s.epoch {
@@ -303,6 +306,9 @@ func TestAcceptLostUpdates(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = reopen(t, img)
+	if lost := r.Lost(); lost != nil {
+		t.Errorf("Lost() after a whole reopen = %v; want nil", lost)
+	}
 	if r.epoch != epoch {
 		t.Errorf("epoch after reopening %s; want %s", r.epoch, epoch)
 	}

@@ -65,6 +65,8 @@ type Store struct {
 	oldEpoch   string
 	// bare: records of seqs below it may be bare (see unseal).
 	bare uint64
+	// lost is the damage Open accepted (Config.AcceptLostUpdates).
+	lost error
 
 	reqs        chan *request
 	quit        chan struct{} // closed by Close: the writer stops
@@ -282,6 +284,7 @@ func (s *Store) recover() error {
 		if err := s.newEpoch(); err != nil {
 			return err
 		}
+		s.lost = lost
 	}
 	if err := w.next(s.dbNext - 1); err != nil { // every segment is applied
 		return err
@@ -415,6 +418,11 @@ func (s *Store) load(tx *bolt.Tx) error {
 	s.topicIndex = s.cfg.TopicLimits != nil || k != nil
 	return nil
 }
+
+// Lost returns the damage to the write-ahead log that Open accepted
+// because of Config.AcceptLostUpdates, having started a new epoch; nil if
+// it found none.
+func (s *Store) Lost() error { return s.lost }
 
 // Dir returns the data directory.
 func (s *Store) Dir() string { return s.dir }

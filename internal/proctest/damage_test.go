@@ -104,6 +104,11 @@ func TestDamagedLogEnd(t *testing.T) {
 	if !slices.Contains(lines, "event: ssehub.gap") {
 		t.Errorf("resume from b2 after the loss: %q; want an ssehub.gap event", lines)
 	}
+	cancel()
+	kill(p)
+	if log := p.stderr.String(); !strings.Contains(log, "started a new epoch") || !strings.Contains(log, "is missing") {
+		t.Errorf("the hub that accepted the loss did not log it:\n%s", log)
+	}
 }
 
 // refused runs ssehub serve, which must exit with status 1 (not a panic,

@@ -259,6 +259,13 @@ func Start(cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
+		if ls, ok := st.(interface{ Lost() error }); ok && cfg.AcceptLostUpdates {
+			if lost := ls.Lost(); lost != nil {
+				s.log.Warn("store: started a new epoch, accepting that acknowledged updates may be lost; clients resuming from before are told of the gap", "cause", lost)
+			} else {
+				s.log.Info("store: --accept-lost-updates had nothing to accept: the write-ahead log is whole")
+			}
+		}
 		if needsGeneratedKey(cfg) && (cfg.Engine == "" || cfg.Engine == "bolt") {
 			// The store holds the data directory now: the key kept there
 			// is this hub's alone.
