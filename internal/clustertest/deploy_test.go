@@ -276,7 +276,10 @@ func TestNginxConfigsAreValid(t *testing.T) {
 		if out, err := exec.Command(nginx, "-t", "-p", dir, "-c", main, "-e", "stderr").CombinedOutput(); err != nil {
 			t.Errorf("nginx -t on %s: %v\n%s", c.name, err, out)
 		}
-		for _, want := range []string{"least_conn;", "proxy_buffering off;", "proxy_http_version 1.1;", "proxy_next_upstream error timeout http_502 http_503;"} {
+		for _, want := range []string{"least_conn;", "proxy_buffering off;", "proxy_http_version 1.1;", "proxy_next_upstream error timeout http_502 http_503;",
+			// A subscribe no hub answered gets a retry, not a 502 that
+			// would end a browser's EventSource for good.
+			"error_page 502 504 =200 @ssehub_retry;", "location @ssehub_retry {"} {
 			if !strings.Contains(c.conf, want) {
 				t.Errorf("%s lacks %q", c.name, want)
 			}

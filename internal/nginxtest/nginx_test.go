@@ -41,6 +41,7 @@ type stack struct {
 	base      string // https://127.0.0.1:port, through nginx
 	client    *http.Client
 	accessLog string
+	hub       *testsvc.Process // nil when the upstream is the test's own
 }
 
 // readTimeout is what the documented configuration sets.
@@ -51,14 +52,25 @@ const documentedReadTimeout = "proxy_read_timeout 75s;"
 // readTimeout.
 func startStack(t *testing.T, heartbeat, readTimeout string) *stack {
 	t.Helper()
+	return startStackTo(t, "", heartbeat, readTimeout)
+}
+
+// startStackTo is startStack with nginx's upstream at upstream (host:port)
+// instead of a hub it starts, unless upstream is empty.
+func startStackTo(t *testing.T, upstream, heartbeat, readTimeout string) *stack {
+	t.Helper()
 	nginx := testsvc.Require(t, "nginx", "nginx")
 	dir := t.TempDir()
-	hubPort, tlsPort, httpPort := testsvc.FreePort(t), testsvc.FreePort(t), testsvc.FreePort(t)
+	tlsPort, httpPort := testsvc.FreePort(t), testsvc.FreePort(t)
 	base := "https://" + testsvc.Addr(tlsPort)
 
-	hub := testsvc.Start(t, binary, "serve", "--addr", testsvc.Addr(hubPort), "--store", "memory",
-		"--heartbeat", heartbeat, "--publisher-key", key, "--public-url", base, "--log-level", "debug")
-	testsvc.WaitTCP(t, hub, testsvc.Addr(hubPort), 30*time.Second)
+	var hub *testsvc.Process
+	if upstream == "" {
+		upstream = testsvc.Addr(testsvc.FreePort(t))
+		hub = testsvc.Start(t, binary, "serve", "--addr", upstream, "--store", "memory",
+			"--heartbeat", heartbeat, "--publisher-key", key, "--public-url", base, "--log-level", "debug")
+		testsvc.WaitTCP(t, hub, upstream, 30*time.Second)
+	}
 
 	certFile, keyFile, pool := certificate(t, dir)
 	doc, err := os.ReadFile("../../deploy/nginx/ssehub.conf")
@@ -68,7 +80,7 @@ func startStack(t *testing.T, heartbeat, readTimeout string) *stack {
 	conf := string(doc)
 	accessLog := filepath.Join(dir, "access.log")
 	for _, r := range []struct{ old, new string }{
-		{"server 127.0.0.1:8080;", "server " + testsvc.Addr(hubPort) + ";"},
+		{"server 127.0.0.1:8080;", "server " + upstream + ";"},
 		{"listen 443 ssl http2;", "listen " + testsvc.Addr(tlsPort) + " ssl http2;"},
 		{"listen 80;", "listen " + testsvc.Addr(httpPort) + ";"},
 		{"/etc/ssl/certs/hub.example.com.pem", certFile},
@@ -105,7 +117,7 @@ http {
 
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &stack{base: base, client: &http.Client{Transport: tr}, accessLog: accessLog}
+	return &stack{base: base, client: &http.Client{Transport: tr}, accessLog: accessLog, hub: hub}
 }
 
 func write(t *testing.T, name, content string) {
@@ -186,6 +198,10 @@ func (s *stack) publish(t *testing.T, tok, topic, data string) string {
 func (s *stack) subscribe(t *testing.T, ctx context.Context, topic string) *http.Response {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/.well-known/mercure?topic="+url.QueryEscape(topic), nil)
+	// As EventSource does: these streams take the configuration's path
+	// for subscribes (the "if ($ssehub_subscribe)" block), which must
+	// stream as the rest does.
+	req.Header.Set("Accept", "text/event-stream")
 	resp, err := s.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
