@@ -32,6 +32,13 @@ func startHub(t *testing.T) string {
 // limits (WriteTimeout) given.
 func startHubWith(t *testing.T, hcfg hub.Config, limits ssehttp.Config) string {
 	t.Helper()
+	return startHubWrapped(t, hcfg, limits, nil)
+}
+
+// startHubWrapped is startHubWith with the hub's handler wrapped by wrap,
+// unless wrap is nil.
+func startHubWrapped(t *testing.T, hcfg hub.Config, limits ssehttp.Config, wrap func(http.Handler) http.Handler) string {
+	t.Helper()
 	h, err := hub.New(hcfg)
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +61,11 @@ func startHubWith(t *testing.T, hcfg hub.Config, limits ssehttp.Config) string {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle(ssehttp.DefaultPath, hd)
+	var handler http.Handler = hd
+	if wrap != nil {
+		handler = wrap(hd)
+	}
+	mux.Handle(ssehttp.DefaultPath, handler)
 	srv.Config.Handler = mux
 	srv.Start()
 	t.Cleanup(func() {

@@ -75,6 +75,7 @@ func WriteText(w io.Writer, results ...*Result) error {
 	row("unacknowledged but delivered", func(r *Result) string { return countIf(r.Extra) })
 	row("disconnects", func(r *Result) string { return countIf(r.Disconnects) })
 	row("connect errors", func(r *Result) string { return countIf(r.ConnectErrors) })
+	row("refused (retried)", func(r *Result) string { return countIf(r.Refused) })
 	row("storm: all live after", func(r *Result) string {
 		if r.Storm == nil {
 			return ""

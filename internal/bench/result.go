@@ -60,9 +60,15 @@ type Result struct {
 	Disconnects   uint64 `json:"disconnects"`
 	Reconnects    uint64 `json:"reconnects"`
 	ConnectErrors uint64 `json:"connect_errors"`
-	Other         uint64 `json:"other_events"`
-	Foreign       uint64 `json:"foreign_events"`
-	LastError     string `json:"last_error,omitempty"`
+	// Refused counts the attempts to open a stream that the hub refused
+	// for a while (draining, a stream limit, its store down, or nginx
+	// finding no hub), in either form: 429 or 503, or the 200 event
+	// stream holding only a ": refused:" comment. They are not counted
+	// as connect errors or disconnects; the subscriber tries again.
+	Refused   uint64 `json:"refused"`
+	Other     uint64 `json:"other_events"`
+	Foreign   uint64 `json:"foreign_events"`
+	LastError string `json:"last_error,omitempty"`
 
 	Server *ServerStats `json:"server,omitempty"`
 	Client ClientStats  `json:"client"`

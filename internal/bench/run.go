@@ -541,6 +541,7 @@ func (c *coordinator) sum() tick {
 		s.Delivered += t.Delivered
 		s.Disconnects += t.Disconnects
 		s.ConnectErrors += t.ConnectErrors
+		s.Refused += t.Refused
 		s.CaughtUp += t.CaughtUp
 		if t.LastError != "" {
 			s.LastError = t.LastError
@@ -586,6 +587,9 @@ func (c *coordinator) progress(pubs *publishers, stop <-chan struct{}) {
 			}
 			if s.Disconnects > 0 || s.ConnectErrors > 0 {
 				line += fmt.Sprintf("  disconnects %d  connect errors %d", s.Disconnects, s.ConnectErrors)
+			}
+			if s.Refused > 0 {
+				line += fmt.Sprintf("  refused %d", s.Refused)
 			}
 			if e := pubs.errors.Load(); e > 0 {
 				line += fmt.Sprintf("  publish errors %d", e)
@@ -750,7 +754,7 @@ func (c *coordinator) fill(res *Result, wr *WorkerResult, pubs *publishers, srv 
 	res.Latency, res.LatencyHistogram = wr.Latency.Summarize(), wr.Latency
 	res.Lost, res.Duplicated, res.Late, res.Extra = wr.Lost, wr.Duplicated, wr.Late, wr.Extra
 	res.Incomplete = wr.Incomplete
-	res.Disconnects, res.Reconnects, res.ConnectErrors = wr.Disconnects, wr.Reconnects, wr.ConnectErrors
+	res.Disconnects, res.Reconnects, res.ConnectErrors, res.Refused = wr.Disconnects, wr.Reconnects, wr.ConnectErrors, wr.Refused
 	res.Other, res.Foreign = wr.Other, wr.Foreign
 	res.StalledConnected, res.StalledCutOff = wr.StalledConnected, wr.StalledCutOff
 	res.LastError = wr.LastError

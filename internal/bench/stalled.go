@@ -60,7 +60,11 @@ func (s *subscriber) runStalled(ctx context.Context) {
 			<-w.dialSem
 			return
 		}
-		w.connectErrors.Add(1)
+		if _, ok := errors.AsType[*refusedError](err); ok {
+			w.refused.Add(1)
+		} else {
+			w.connectErrors.Add(1)
+		}
 		w.setLastError(fmt.Errorf("stalled subscriber: %w", err))
 		d := time.Duration(min(attempt+1, 10)) * 100 * time.Millisecond
 		select {
@@ -115,12 +119,13 @@ func (s *subscriber) stalledSession(ctx context.Context) error {
 		return err
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, readBuffer), nil)
+	br := bufio.NewReaderSize(conn, readBuffer)
+	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		return err
 	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("hub answered %s", resp.Status)
+	if err := checkStreamAnswer(resp, br); err != nil {
+		return err
 	}
 	_ = conn.SetReadDeadline(time.Time{})
 	ok = true

@@ -130,9 +130,12 @@ func (s *subscriber) run(ctx context.Context) {
 			s.beginStorm(st)
 			continue // at once, like every client of a restarted hub
 		}
-		if first {
+		switch _, refused := errors.AsType[*refusedError](err); {
+		case refused:
+			w.refused.Add(1)
+		case first:
 			w.connectErrors.Add(1)
-		} else {
+		default:
 			w.disconnects.Add(1)
 		}
 		if err != nil {
@@ -219,19 +222,77 @@ func (s *subscriber) session(ctx context.Context, live func()) error {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
-		msg, _, _ = bytes.Cut(bytes.TrimSpace(msg), []byte("\n"))
-		return fmt.Errorf("hub answered %s: %s", resp.Status, msg)
-	}
-	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "text/event-stream" {
-		return fmt.Errorf("hub answered Content-Type %q, not text/event-stream", resp.Header.Get("Content-Type"))
+	if err := checkStreamAnswer(resp, br); err != nil {
+		return err
 	}
 	live()
 	if l := w.loopOf(s); l != nil {
 		return s.readInLoop(ctx, l, conn, br, resp)
 	}
 	return s.read(bufio.NewReaderSize(resp.Body, readBuffer))
+}
+
+// refusedError is a hub's transient refusal of a stream (draining, a
+// stream limit, its store down; or nginx finding no hub): a 429 or 503,
+// or the form a hub sends clients that accept text/event-stream, as the
+// benchmark's subscribers do: 200, an event stream that holds only a
+// ": refused: ..." comment and a retry field, and ends at once
+// (docs/protocol.md, "Transient refusals"). The subscriber counts it as
+// refused, not as a stream that connected and ended, and tries again.
+type refusedError struct {
+	reason string
+}
+
+func (e *refusedError) Error() string { return "hub refused the stream: " + e.reason }
+
+// checkStreamAnswer checks that resp, read from br, opens an event
+// stream, and returns a *refusedError for a refusal of either form.
+func checkStreamAnswer(resp *http.Response, br *bufio.Reader) error {
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+		msg, _, _ = bytes.Cut(bytes.TrimSpace(msg), []byte("\n"))
+		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+			return &refusedError{reason: resp.Status + ": " + string(msg)}
+		}
+		return fmt.Errorf("hub answered %s: %s", resp.Status, msg)
+	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "text/event-stream" {
+		return fmt.Errorf("hub answered Content-Type %q, not text/event-stream", resp.Header.Get("Content-Type"))
+	}
+	// A live stream has no length: it is chunked, or runs until the
+	// connection closes. A refusal is short and has a Content-Length
+	// (the hub's and nginx's both), so that its body is in br, or on its
+	// way, and peeking at it cannot wait for a live stream's events.
+	if n := resp.ContentLength; n >= int64(len(refusedPrefix)) && n <= int64(br.Size()) {
+		if b, err := br.Peek(int(n)); err == nil {
+			if reason, ok := parseRefusal(b); ok {
+				return &refusedError{reason: reason}
+			}
+		}
+	}
+	return nil
+}
+
+// refusedPrefix begins the body of a refusal in the event-stream form.
+const refusedPrefix = ": refused:"
+
+// parseRefusal reports whether b, a whole event-stream body, is a
+// refusal: it starts with the ": refused:" comment and dispatches no
+// event (it has no data field). reason is the comment's text.
+func parseRefusal(b []byte) (reason string, ok bool) {
+	if !bytes.HasPrefix(b, []byte(refusedPrefix)) {
+		return "", false
+	}
+	for line := range bytes.Lines(b) {
+		line = bytes.TrimRight(line, "\r\n")
+		if name, _, _ := bytes.Cut(line, []byte(":")); string(name) == "data" {
+			return "", false
+		}
+		if reason == "" {
+			reason = string(bytes.TrimSpace(line[len(refusedPrefix):]))
+		}
+	}
+	return reason, true
 }
 
 // eventState is what has been parsed of the event under way.

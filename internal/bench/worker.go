@@ -103,6 +103,7 @@ type tick struct {
 	Delivered     uint64     `json:"delivered"`
 	Disconnects   uint64     `json:"disconnects"`
 	ConnectErrors uint64     `json:"connect_errors"`
+	Refused       uint64     `json:"refused"`
 	CaughtUp      uint64     `json:"caught_up"`
 	LastError     string     `json:"last_error,omitempty"`
 	Latency       *Histogram `json:"latency"`
@@ -127,6 +128,7 @@ type WorkerResult struct {
 	Disconnects        uint64     `json:"disconnects"`
 	Reconnects         uint64     `json:"reconnects"`
 	ConnectErrors      uint64     `json:"connect_errors"`
+	Refused            uint64     `json:"refused"` // streams the hub refused for a while: see refusedError
 	CaughtUp           uint64     `json:"caught_up"`
 	Stalled            int        `json:"stalled,omitempty"`
 	StalledConnected   uint64     `json:"stalled_connected,omitempty"`
@@ -157,6 +159,7 @@ func (r *WorkerResult) Merge(o *WorkerResult) {
 	r.Disconnects += o.Disconnects
 	r.Reconnects += o.Reconnects
 	r.ConnectErrors += o.ConnectErrors
+	r.Refused += o.Refused
 	r.CaughtUp += o.CaughtUp
 	r.Stalled += o.Stalled
 	r.StalledConnected += o.StalledConnected
@@ -198,6 +201,7 @@ type worker struct {
 	disconnects   atomic.Uint64
 	reconnects    atomic.Uint64
 	connectErrors atomic.Uint64
+	refused       atomic.Uint64
 	caughtUp      atomic.Uint64
 	stalledLive   atomic.Uint64
 	allLive       atomic.Bool // liveOne has seen every subscriber live
@@ -467,6 +471,7 @@ func ServeWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 			Delivered:     w.delivered.Load(),
 			Disconnects:   w.disconnects.Load(),
 			ConnectErrors: w.connectErrors.Load(),
+			Refused:       w.refused.Load(),
 			CaughtUp:      w.caughtUp.Load(),
 			LastError:     w.lastError(),
 			Latency:       snap.since(prev),
@@ -581,6 +586,7 @@ func (w *worker) result(expected []uint64, incomplete int) *WorkerResult {
 		Disconnects:      w.disconnects.Load(),
 		Reconnects:       w.reconnects.Load(),
 		ConnectErrors:    w.connectErrors.Load(),
+		Refused:          w.refused.Load(),
 		CaughtUp:         w.caughtUp.Load(),
 		Stalled:          len(w.stalled),
 		StalledConnected: w.stalledLive.Load(),
