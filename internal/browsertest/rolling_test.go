@@ -44,7 +44,7 @@ func TestRollingRestart(t *testing.T) {
 	t.Parallel()
 	nginx := testsvc.Require(t, "nginx", "nginx")
 	c := clustertest.StartCluster(t, binary, clustertest.Engines[0].Start, 3, "--max-streams", strconv.Itoa(maxStreams))
-	base, accessLog := startNginx(t, nginx, c)
+	base, accessLog := startNginx(t, nginx, c.Hubs...)
 
 	t.Cleanup(func() { // what nginx answered to subscribes, for a failure's diagnosis
 		answers := map[string]int{}
@@ -241,12 +241,13 @@ func streamLimitRefusals(t *testing.T, name string) int {
 	return n
 }
 
-// startNginx runs deploy/nginx/cluster.conf in front of c's hubs,
-// substituting only the hubs' addresses and the listen line (TLS and
-// HTTP/2 with a self-signed certificate, as ssehub.conf does, and room for
-// 200 concurrent streams on one connection), and returns its base URL and
-// access log.
-func startNginx(t *testing.T, nginx string, c *clustertest.Cluster) (base, accessLog string) {
+// startNginx runs deploy/nginx/cluster.conf in front of hubs (at most
+// three), substituting only the hubs' addresses and the listen line (TLS
+// and HTTP/2 with a self-signed certificate, as ssehub.conf does, and room
+// for 200 concurrent streams on one connection), and returns its base URL
+// and access log. The server lines of the file beyond len(hubs) are
+// commented out.
+func startNginx(t *testing.T, nginx string, hubs ...*clustertest.Hub) (base, accessLog string) {
 	t.Helper()
 	dir := t.TempDir()
 	certFile, keyFile := certificate(t, dir)
@@ -259,8 +260,12 @@ func startNginx(t *testing.T, nginx string, c *clustertest.Cluster) (base, acces
 	subs := []struct{ old, new string }{{"listen 80;", fmt.Sprintf(
 		"listen %s ssl http2;\n    ssl_certificate %s;\n    ssl_certificate_key %s;\n    http2_max_concurrent_streams 512;",
 		testsvc.Addr(port), certFile, keyFile)}}
-	for i, h := range c.Hubs {
-		subs = append(subs, struct{ old, new string }{fmt.Sprintf("server 10.0.0.1%d:8080 ", i+1), "server " + h.Addr + " "})
+	for i := range 3 {
+		line := "# unused: "
+		if i < len(hubs) {
+			line = "server " + hubs[i].Addr + " "
+		}
+		subs = append(subs, struct{ old, new string }{fmt.Sprintf("server 10.0.0.1%d:8080 ", i+1), line})
 	}
 	for _, r := range subs {
 		if n := strings.Count(site, r.old); n != 1 {
