@@ -23,14 +23,20 @@ import (
 // come back once the hubs are, and receive every event exactly once, in
 // order, the one published while no hub behind nginx was up included (a
 // third hub on the same Redis, not behind nginx, publishes; the
-// EventSource resumes from its Last-Event-ID). nohub.mjs is the page's
-// side.
+// EventSource resumes from its Last-Event-ID). Half the EventSource
+// objects are on a page of another origin (https://localhost:port),
+// allowed by the hubs' --cors-origin, and send credentials: nginx's
+// answer must pass Chromium's CORS check too. nohub.mjs is the pages' side.
 func TestNoHubReachable(t *testing.T) {
 	t.Parallel()
 	nginx := testsvc.Require(t, "nginx", "nginx")
-	c := clustertest.StartCluster(t, binary, clustertest.Engines[0].Start, 3)
+	// The other origin is nginx's own under another name: a page served
+	// from the loopback interface, as the hubs are (Chromium would hold a
+	// request from a public page to a loopback address to stricter rules).
+	port := testsvc.FreePort(t)
+	c := clustertest.StartCluster(t, binary, clustertest.Engines[0].Start, 3, "--cors-origin", "https://localhost:"+strconv.Itoa(port))
 	behind, publisher := c.Hubs[:2], c.Hubs[2]
-	base, accessLog := startNginx(t, nginx, behind...)
+	base, accessLog := startNginxOn(t, nginx, port, behind...)
 
 	const topic = "https://example.com/e2e/nohub"
 	client := &http.Client{Timeout: 10 * time.Second}

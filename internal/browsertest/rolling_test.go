@@ -249,9 +249,14 @@ func streamLimitRefusals(t *testing.T, name string) int {
 // commented out.
 func startNginx(t *testing.T, nginx string, hubs ...*clustertest.Hub) (base, accessLog string) {
 	t.Helper()
+	return startNginxOn(t, nginx, testsvc.FreePort(t), hubs...)
+}
+
+// startNginxOn is startNginx listening on port of 127.0.0.1.
+func startNginxOn(t *testing.T, nginx string, port int, hubs ...*clustertest.Hub) (base, accessLog string) {
+	t.Helper()
 	dir := t.TempDir()
 	certFile, keyFile := certificate(t, dir)
-	port := testsvc.FreePort(t)
 	conf, err := os.ReadFile("../../deploy/nginx/cluster.conf")
 	if err != nil {
 		t.Fatal(err)
