@@ -67,6 +67,14 @@ type SubscribeRequest struct {
 	// work, and whoever runs it calls Drain. Calls to Drain and Close must
 	// still never overlap.
 	Notify func()
+	// OnOverflow, when set, is called once, on the dispatcher goroutine,
+	// when the hub ends the subscription because its queue overflowed
+	// (after Notify, so Drain already returns ErrSlowConsumer). It must
+	// not block. It lets a server cut a stream whose write to a stalled
+	// client is blocked at once, instead of when that write times out:
+	// until the consumer calls Drain again, which a blocked write delays,
+	// the stream holds whatever it was writing.
+	OnOverflow func()
 }
 
 // Resume describes how a subscription's LastEventID was resolved.
@@ -96,8 +104,9 @@ type Subscription struct {
 	registered  bool     // guarded by h.mu
 	matchLate   bool     // Drain tests the selectors: see SubscribeRequest.Topics
 
-	ready  chan struct{} // capacity 1: "Drain has something to say"; nil with notify
-	notify func()
+	ready      chan struct{} // capacity 1: "Drain has something to say"; nil with notify
+	notify     func()
+	onOverflow func()
 
 	// dispatcher-owned
 	lastOffered uint64
@@ -134,6 +143,8 @@ func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest) (*Subscriptio
 		canRead: req.CanRead,
 		notify:  req.Notify,
 		resume:  Resume{Requested: req.LastEventID},
+
+		onOverflow: req.OnOverflow,
 	}
 	if s.notify == nil {
 		s.ready = make(chan struct{}, 1)
@@ -291,6 +302,9 @@ func (s *Subscription) offer(u *Update) bool {
 		s.err, s.queue, s.qbytes = ErrSlowConsumer, nil, 0
 		s.mu.Unlock()
 		s.signal()
+		if s.onOverflow != nil {
+			s.onOverflow()
+		}
 		s.h.stats.slow.Add(1)
 		s.h.log.Warn("hub: ending slow subscriber", "reason", "queue-overflow", "queued", cfg.QueueSize)
 		return false
