@@ -48,6 +48,12 @@ type hijacked struct {
 	stop    atomic.Pointer[EndReason] // why the stream must end, once set
 	beat    atomic.Bool               // a heartbeat is due
 	done    bool                      // flusher-owned: the stream has ended
+	// cut is set when the hub ended the subscription because its queue
+	// overflowed (overflow): a write that waits fails at once. live is
+	// the connection once hijacked, for overflow, which runs on the hub's
+	// dispatcher.
+	cut  atomic.Bool
+	live atomic.Pointer[net.Conn]
 
 	heartbeat *time.Timer
 	beatOver  atomic.Bool // set before the heartbeat is stopped: onBeat must not re-arm it
@@ -142,6 +148,8 @@ func (st *hijacked) serve(w http.ResponseWriter, r *http.Request, sub *hub.Subsc
 	st.conn = conn
 	_ = conn.SetReadDeadline(time.Time{})
 	st.w.init(conn)
+	st.w.cut = &st.cut
+	st.live.Store(&conn)
 
 	if !h.track(st) {
 		// Drained between the check in subscribe and now.
@@ -197,6 +205,25 @@ func (st *hijacked) notify() {
 		} else {
 			go st.flush()
 		}
+	}
+}
+
+// overflow is the subscription's OnOverflow: the hub ended it as a slow
+// consumer and dropped its queue. The stream ends at once, with
+// EndQueueOverflow: a write blocked on the stalled client fails now
+// instead of when Config.WriteTimeout expires, so that the goroutine
+// waiting on it and the buffer it holds (up to the queue's bytes, copied
+// into one write) are released at once. The write fails through a write
+// deadline in the past, not by closing the connection: the flusher
+// closes it, after taking it out of the hang-up watcher's set. It runs on
+// the hub's dispatcher and does not block.
+func (st *hijacked) overflow() {
+	st.cut.Store(true)
+	st.end(EndQueueOverflow)
+	if c := st.live.Load(); c != nil {
+		// Ordered after cut: a write that sets its own deadline after
+		// this one checks cut after setting it (rawWriter.write).
+		_ = (*c).SetWriteDeadline(time.Unix(1, 0))
 	}
 }
 
@@ -323,6 +350,12 @@ func (st *hijacked) wrote(wait bool, buf *[]byte, werr error, events int, oldest
 		bufPool.Put(buf)
 	}
 	if werr != nil {
+		if st.cut.Load() {
+			// Cut by overflow: the stream ends for that, not for the
+			// write it interrupted.
+			st.finishOn(wait, EndQueueOverflow, hub.ErrSlowConsumer)
+			return false
+		}
 		st.finishOn(wait, writeEnd(werr), werr)
 		return false
 	}

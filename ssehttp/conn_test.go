@@ -307,3 +307,66 @@ func TestFirstHeartbeatRacesNothing(t *testing.T) {
 		s.resp.Body.Close()
 	}
 }
+
+// endsObserver records the reasons streams end with.
+type endsObserver struct{ ends chan EndReason }
+
+func (endsObserver) Published(time.Duration)    {}
+func (endsObserver) Delivered(int, time.Time)   {}
+func (endsObserver) Refused(string)             {}
+func (endsObserver) StreamOpened(SelectorKinds) {}
+func (o endsObserver) StreamClosed(_ SelectorKinds, r EndReason, _ time.Duration, _ int) {
+	o.ends <- r
+}
+
+// TestOverflowCutsBlockedWrite checks that a stalled reader whose queue
+// overflows is ended at once, by the overflow, even when its stream is
+// blocked in a write: the write timeout is an hour, so the stream can
+// only end before the test gives up because the overflow cut the write.
+// The client is a real TCP connection that never reads, with a small
+// receive buffer, so that the hub's write to it blocks.
+func TestOverflowCutsBlockedWrite(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		queue int // hub.Config.QueueSize
+	}{
+		{"small queue", 4},
+		{"default queue", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h, err := hub.New(hub.Config{QueueSize: tc.queue})
+			if err != nil {
+				t.Fatal(err)
+			}
+			obs := endsObserver{make(chan EndReason, 4)}
+			f := newFixture(t, func(c *Config) { c.Hub = h; c.WriteTimeout = time.Hour; c.Observer = obs })
+			t.Cleanup(func() { h.Close(context.Background()) })
+			stalled, _, _ := rawSubscribe(t, f, "topic=a")
+			stalled.(*net.TCPConn).SetReadBuffer(4096)
+			waitFor(t, "the subscription", func() bool { return h.Stats().Subscribers == 1 })
+			big := strings.Repeat("x", 64<<10)
+			// Publish until the hub ends the subscription; each publish is
+			// dispatched before the next one's (one dispatcher, in order),
+			// and the stalled socket takes at most a few of them.
+			for i := 0; h.Stats().SlowConsumers == 0; i++ {
+				if i == 100_000 {
+					t.Fatal("the stalled subscriber never overflowed")
+				}
+				if _, err := h.Publish(context.Background(), &hub.Update{Topics: []string{"a"}, Data: big}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			select {
+			case r := <-obs.ends:
+				if r != EndQueueOverflow {
+					t.Fatalf("the stalled stream ended with %q, want %q", r, EndQueueOverflow)
+				}
+			case <-time.After(10 * time.Second): // a hang detector: the write timeout is an hour
+				t.Fatal("the stalled stream was not ended by its queue's overflow: it waits for its write timeout")
+			}
+			waitFor(t, "the stream to be untracked", func() bool { return f.handler.Streams() == 0 })
+		})
+	}
+}

@@ -353,6 +353,7 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	if h.hijackable(w, r) {
 		hj = h.newHijacked()
 		req.Notify = hj.notify
+		req.OnOverflow = hj.overflow
 	}
 	sub, err := h.cfg.Hub.Subscribe(r.Context(), req)
 	if err != nil {

@@ -1,8 +1,10 @@
 package ssehttp
 
 import (
+	"errors"
 	"net"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -25,7 +27,13 @@ type rawWriter struct {
 	n    int    // how many of buf the socket took
 	err  error  // the write's error other than EAGAIN
 	dead bool   // a write deadline is set on the connection
+	// cut, when set and true, makes a write that would wait fail at once
+	// with errCut (the stream's queue overflowed; see hijacked.overflow).
+	cut *atomic.Bool
 }
+
+// errCut fails a write that would wait for a stream that must end now.
+var errCut = errors.New("ssehttp: stream cut off: its queue overflowed")
 
 // init prepares w for conn.
 func (w *rawWriter) init(conn net.Conn) {
@@ -81,6 +89,11 @@ func (w *rawWriter) write(conn net.Conn, b []byte, timeout time.Duration) error 
 	if timeout > 0 {
 		_ = conn.SetWriteDeadline(time.Now().Add(timeout))
 		w.dead = true
+	}
+	// After the deadline is set: an overflow that sets cut later also
+	// sets a deadline in the past, which then wins over this one.
+	if w.cut != nil && w.cut.Load() {
+		return errCut
 	}
 	_, err = conn.Write(b)
 	if err == nil && w.dead && w.raw != nil {
