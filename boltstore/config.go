@@ -59,6 +59,14 @@ type Config struct {
 	// TailSize is how many recent updates are kept in memory for Follow,
 	// which reads older ones from disk. Zero means 4096.
 	TailSize int
+	// TailBytes caps the memory of those recent updates, in bytes: each
+	// is counted as its data, ID, type and topics, plus its encoded SSE
+	// frame (about the same again: the hub's dispatcher encodes every
+	// update once and the frame lives as long as the update) and 256
+	// bytes of overhead. Past the cap the oldest are dropped until half
+	// of it is used, except those not yet in bbolt, which the log's
+	// segment size bounds. Zero means 64 MiB.
+	TailBytes int64
 	// TopicLimits, when set, limits the history of single topics (see
 	// hub.TopicLimits for the semantics), in bytes as MaxBytes counts them.
 	// A topic's count and byte limits are enforced in the transaction that
@@ -105,6 +113,9 @@ type Config struct {
 	// carried for the next to wait CommitDelay for more. Zero means 32.
 	delayAfter int
 }
+
+// DefaultTailBytes is the default of Config.TailBytes.
+const DefaultTailBytes = 64 << 20
 
 // withDefaults returns c with zero fields replaced by their defaults and
 // "no limit" turned into the largest value.
@@ -159,6 +170,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TailSize <= 0 {
 		c.TailSize = 4096
+	}
+	if c.TailBytes <= 0 {
+		c.TailBytes = DefaultTailBytes
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -122,6 +122,7 @@ type Store struct {
 	attempts  uint64        // attempts to apply so far
 	tail      []*hub.Update // recent updates, tail[i].Pos.Seq == tailFirst+i
 	tailFirst uint64
+	tailBytes int64         // tailCost of the updates in tail
 	changed   chan struct{} // closed and replaced after every frame and every apply
 }
 
@@ -617,17 +618,14 @@ func (s *Store) log(batch []*request) (queued int) {
 	s.queue = append(s.queue, batch...)
 	s.queued += size
 	if len(s.tail) == 0 || s.tailFirst+uint64(len(s.tail)) != first {
-		s.tail, s.tailFirst = s.tail[:0], first
+		clear(s.tail)
+		s.tail, s.tailFirst, s.tailBytes = s.tail[:0], first, 0
 	}
 	for _, r := range batch {
 		s.tail = append(s.tail, r.u)
+		s.tailBytes += tailCost(r.u)
 	}
-	// Keep TailSize updates, and every one bbolt does not hold yet.
-	if n, keep := len(s.tail), max(s.cfg.TailSize, len(s.queue)); n > 2*keep {
-		// Copy rather than reslice: followers may hold the old array.
-		s.tail = slices.Clone(s.tail[n-keep:])
-		s.tailFirst += uint64(n - keep)
-	}
+	s.trimTail()
 	backlog := s.backlogged()
 	kick := !s.gathering.Load() || len(s.queue) >= applyBatch
 	s.notify()
@@ -642,6 +640,49 @@ func (s *Store) log(batch []*request) (queued int) {
 		s.drainBacklog()
 	}
 	return queued
+}
+
+// trimTail keeps in the tail at most 2*TailSize updates and TailBytes
+// bytes (see tailCost), and every update bbolt does not hold yet. It
+// trims down to TailSize updates and half of TailBytes, so that the copy
+// a trim makes is amortized over many appends. s.mu must be held.
+func (s *Store) trimTail() {
+	n := len(s.tail)
+	movable := n - len(s.queue) // the oldest updates, which bbolt holds
+	drop := 0
+	if keep := max(s.cfg.TailSize, len(s.queue)); n > 2*keep {
+		drop = n - keep
+	}
+	var dropped int64
+	for _, u := range s.tail[:drop] {
+		dropped += tailCost(u)
+	}
+	if s.tailBytes > s.cfg.TailBytes {
+		for drop < movable && s.tailBytes-dropped > s.cfg.TailBytes/2 {
+			dropped += tailCost(s.tail[drop])
+			drop++
+		}
+	}
+	if drop == 0 {
+		return
+	}
+	// Copy rather than reslice: followers may hold the old array, and
+	// a reslice would keep the dropped updates reachable through it.
+	s.tail = slices.Clone(s.tail[drop:])
+	s.tailFirst += uint64(drop)
+	s.tailBytes -= dropped
+}
+
+// tailCost is what an update in the tail is counted for: its fields,
+// its SSE frame (the dispatcher encodes every update, and the frame is
+// about as large as the fields) and a fixed overhead for the structures.
+// It depends only on fields that do not change once appended.
+func tailCost(u *hub.Update) int64 {
+	n := 2*(len(u.Data)+len(u.ID)+len(u.Type)) + 256
+	for _, t := range u.Topics {
+		n += len(t) + 16
+	}
+	return int64(n)
 }
 
 // maxBacklog caps how many logged updates may wait for bbolt.
@@ -1213,6 +1254,8 @@ func (s *Store) Follow(ctx context.Context, after hub.Position, fn func(*hub.Upd
 			fn(u)
 			next = u.Pos.Seq + 1
 		}
+		// buf is reused: it must not keep updates the tail dropped.
+		clear(buf)
 		if len(buf) > 0 {
 			continue
 		}

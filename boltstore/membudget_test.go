@@ -1,0 +1,95 @@
+package boltstore_test
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ssehub/ssehub/boltstore"
+	"github.com/ssehub/ssehub/hub"
+	"github.com/ssehub/ssehub/hub/storetest"
+)
+
+// TestTailIsBoundedByBytes publishes large updates through a hub until far
+// past the store's in-memory tail budget, and checks the heap after a
+// collection: the tail keeps what its byte budget allows, not TailSize
+// updates whatever their size, each held twice (its data and the frame
+// the dispatcher encoded). It is a memory bound derived from the budget,
+// with generous slack, not a timing threshold. It does not run in
+// parallel, so that other tests' allocations do not count.
+func TestTailIsBoundedByBytes(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		tailBytes int64 // Config.TailBytes
+		budget    int64 // what the tail may hold
+		payload   int
+		n         int
+	}{
+		{"4 MiB budget, 256 KiB updates", 4 << 20, 4 << 20, 256 << 10, 200},
+		{"1 MiB budget, 1 MiB updates", 1 << 20, 1 << 20, 1 << 20, 60},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := open(t, t.TempDir(), boltstore.Config{TailBytes: tc.tailBytes})
+			h, err := hub.New(hub.Config{Store: s})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close(ctx)
+			base := heapAfterGC()
+			for i := range tc.n {
+				data := strings.Repeat(fmt.Sprint(i%10), tc.payload)
+				if _, err := h.Publish(ctx, &hub.Update{Topics: []string{"t"}, Data: data}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitFor(t, "the dispatcher to reach the last update", func() bool { return h.Stats().Dispatched == uint64(tc.n) })
+			heap := heapAfterGC()
+			// The tail's budget; the log's updates not yet in bbolt (a
+			// segment's worth of records, 4 MiB, plus the one that
+			// crossed it), which the tail keeps whatever its budget, each
+			// held three times (data, frame, record); and slack.
+			bound := base + uint64(tc.budget) + 3*(4<<20+uint64(tc.payload)) + 8<<20
+			held := uint64(2 * tc.n * tc.payload)
+			t.Logf("heap %d MiB after publishing %d MiB (held twice: %d MiB); bound %d MiB",
+				heap>>20, tc.n*tc.payload>>20, held>>20, bound>>20)
+			if heap > bound {
+				t.Fatalf("heap after GC is %d MiB, more than the %d MiB the tail's budget allows", heap>>20, bound>>20)
+			}
+		})
+	}
+}
+
+func heapAfterGC() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// waitFor polls cond until it holds, failing after a minute (a hang
+// detector, not a timing assertion).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting for %s after a minute", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestConformanceTinyTailBytes runs the suite with a tail budget of one
+// byte: every update bbolt holds is dropped from memory at once, so that
+// Follow reads from disk whenever the tail's byte budget, not its count,
+// binds.
+func TestConformanceTinyTailBytes(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) hub.Store {
+		return open(t, t.TempDir(), boltstore.Config{TailBytes: 1, MaxBatch: 3})
+	})
+}
