@@ -93,3 +93,51 @@ func TestConformanceTinyTailBytes(t *testing.T) {
 		return open(t, t.TempDir(), boltstore.Config{TailBytes: 1, MaxBatch: 3})
 	})
 }
+
+// TestRelearnedKeysDoNotPinRecords restarts a hub over a store whose
+// recent updates are large and carry idempotency keys: the hub relearns
+// the keys from the store at start, and the key and ID it remembers must
+// not keep the whole decoded record (whose strings share one copy) alive.
+func TestRelearnedKeysDoNotPinRecords(t *testing.T) {
+	const n, payload = 40, 1 << 20
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := open(t, dir, boltstore.Config{})
+	h, err := hub.New(hub.Config{Store: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		u := &hub.Update{Topics: []string{"t"}, Data: strings.Repeat("x", payload), IdempotencyKey: fmt.Sprint("key-", i)}
+		if _, err := h.Publish(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	base := heapAfterGC()
+	s = open(t, dir, boltstore.Config{})
+	h, err = hub.New(hub.Config{Store: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(ctx)
+	// The keys were relearned: a retry returns the first publish's ID
+	// without appending.
+	if _, err := h.Publish(ctx, &hub.Update{Topics: []string{"t"}, Data: "retry", IdempotencyKey: "key-0"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Size(); got != n {
+		t.Fatalf("the store holds %d updates after a retried publish, want %d: the keys were not relearned", got, n)
+	}
+	heap := heapAfterGC()
+	bound := base + 8<<20
+	t.Logf("heap %d MiB after a restart over %d MiB of keyed updates; bound %d MiB", heap>>20, n*payload>>20, bound>>20)
+	if heap > bound {
+		t.Fatalf("heap after GC is %d MiB, more than %d MiB: the relearned keys keep their records", heap>>20, bound>>20)
+	}
+}

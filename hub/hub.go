@@ -44,6 +44,12 @@ type Config struct {
 	// forgotten first. Zero means 1,000,000. At start the hub relearns the
 	// keys of at most this many of the newest retained updates.
 	IdempotencyKeys int
+	// IdempotencyBytes caps the memory of the remembered keys, in bytes,
+	// each counted as its (scoped) key and update ID plus 160 bytes; the
+	// oldest are forgotten first. Zero means 256 MiB, which holds the
+	// IdempotencyKeys default with IDs of typical length (a urn:uuid);
+	// it binds first for long IDs (up to 1024 bytes each).
+	IdempotencyBytes int64
 	// Logger receives slow-consumer and store errors. Nil discards them.
 	Logger *slog.Logger
 	// InlinePatterns is the most pattern selectors (matchers that are not
@@ -53,6 +59,9 @@ type Config struct {
 	// only itself: see SubscribeRequest.Topics. Zero means 4.
 	InlinePatterns int
 }
+
+// DefaultIdempotencyBytes is the default of Config.IdempotencyBytes.
+const DefaultIdempotencyBytes = 256 << 20
 
 // Stats are the hub's counters since it started. Counters only grow.
 type Stats struct {
@@ -154,6 +163,9 @@ func New(cfg Config) (*Hub, error) {
 	if cfg.IdempotencyKeys <= 0 {
 		cfg.IdempotencyKeys = 1_000_000
 	}
+	if cfg.IdempotencyBytes <= 0 {
+		cfg.IdempotencyBytes = DefaultIdempotencyBytes
+	}
 	if cfg.InlinePatterns <= 0 {
 		cfg.InlinePatterns = 4
 	}
@@ -178,7 +190,7 @@ func New(cfg Config) (*Hub, error) {
 	}
 	h.lastSeq.Store(newest.Seq)
 	h.epoch.Store(&newest.Epoch)
-	h.idem = newIdempotency(cfg.IdempotencyWindow, cfg.IdempotencyKeys, cfg.Now)
+	h.idem = newIdempotency(cfg.IdempotencyWindow, cfg.IdempotencyKeys, cfg.IdempotencyBytes, cfg.Now)
 	if err := h.relearnKeys(newest); err != nil {
 		return nil, err
 	}

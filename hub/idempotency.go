@@ -25,9 +25,11 @@ import (
 // they are dispatched. Two hubs receiving the same key at the same instant
 // can both append; engines with native deduplication close that window.
 type idempotency struct {
-	window time.Duration
-	max    int
-	now    func() time.Time
+	window   time.Duration
+	max      int
+	maxBytes int64
+	now      func() time.Time
+	bytes    int64 // idemCost of the entries in order; guarded by mu
 
 	mu       sync.Mutex
 	ids      map[string]*list.Element // key -> element of order
@@ -46,9 +48,16 @@ type idemCall struct {
 	err  error
 }
 
-func newIdempotency(window time.Duration, max int, now func() time.Time) *idempotency {
+// idemOverhead estimates the bytes an entry costs beyond its key and ID:
+// the list element, the entry, the map's slot and the strings' headers.
+const idemOverhead = 160
+
+// idemCost is what an entry is counted for against maxBytes.
+func idemCost(key, id string) int64 { return int64(len(key) + len(id) + idemOverhead) }
+
+func newIdempotency(window time.Duration, max int, maxBytes int64, now func() time.Time) *idempotency {
 	return &idempotency{
-		window: window, max: max, now: now,
+		window: window, max: max, maxBytes: maxBytes, now: now,
 		ids: make(map[string]*list.Element), order: list.New(), inflight: make(map[string]*idemCall),
 	}
 }
@@ -65,20 +74,26 @@ func (c *idempotency) learn(key, id string, at time.Time) {
 	if _, ok := c.ids[key]; ok {
 		return // the first publish wins
 	}
+	// Copies: a decoded update's strings share one copy of its whole
+	// record (data included), which a remembered key must not keep.
+	key, id = strings.Clone(key), strings.Clone(id)
 	c.ids[key] = c.order.PushBack(&idemEntry{key, id, at})
+	c.bytes += idemCost(key, id)
 	c.expire()
 }
 
-// expire drops entries older than the window or beyond max. c.mu is held.
+// expire drops entries older than the window or beyond max or maxBytes.
+// c.mu is held.
 func (c *idempotency) expire() {
 	cutoff := c.now().Add(-c.window)
 	for e := c.order.Front(); e != nil; e = c.order.Front() {
 		en := e.Value.(*idemEntry)
-		if c.order.Len() <= c.max && en.at.After(cutoff) {
+		if c.order.Len() <= c.max && c.bytes <= c.maxBytes && en.at.After(cutoff) {
 			return
 		}
 		c.order.Remove(e)
 		delete(c.ids, en.key)
+		c.bytes -= idemCost(en.key, en.id)
 	}
 }
 

@@ -2,9 +2,11 @@ package hub
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // TestIdempotencyKeyBelongsToItsPublisher: the same Idempotency-Key from
@@ -156,5 +158,71 @@ func TestScopedKey(t *testing.T) {
 		if isScopedKey(bare) {
 			t.Errorf("isScopedKey(%q) = true", bare)
 		}
+	}
+}
+
+// TestIdempotencyBudgets checks which keys the window remembers under its
+// count and byte budgets: the oldest are forgotten first, and the byte
+// budget binds for long update IDs (keys are scoped, of fixed length).
+func TestIdempotencyBudgets(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_000_000, 0)
+	clock := func() time.Time { return now }
+	key := func(i int) string { return scopedKey("p", fmt.Sprint(i)) }
+	id := func(n, i int) string { return fmt.Sprintf("%0*d", n, i) }
+	for _, tc := range []struct {
+		name     string
+		max      int
+		maxBytes int64
+		idLen    int
+		learn    int
+		want     int // keys remembered: the newest ones
+	}{
+		{"within both", 10, 1 << 20, 36, 5, 5},
+		{"count binds", 3, 1 << 20, 36, 5, 3},
+		{"bytes bind", 100, 3 * idemCost(key(0), id(1000, 0)), 1000, 10, 3},
+		{"bytes bind before count", 5, 2 * idemCost(key(0), id(1000, 0)), 1000, 5, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := newIdempotency(time.Hour, tc.max, tc.maxBytes, clock)
+			for i := range tc.learn {
+				c.learn(key(i), id(tc.idLen, i), now)
+			}
+			if got := c.order.Len(); got != tc.want {
+				t.Fatalf("%d keys remembered, want %d", got, tc.want)
+			}
+			for i := range tc.learn {
+				_, ok := c.ids[key(i)]
+				if want := i >= tc.learn-tc.want; ok != want {
+					t.Errorf("key %d remembered: %v, want %v", i, ok, want)
+				}
+			}
+			if c.bytes > tc.maxBytes {
+				t.Errorf("%d bytes counted, more than the budget of %d", c.bytes, tc.maxBytes)
+			}
+		})
+	}
+}
+
+// TestIdempotencyCopiesStrings checks that a remembered key and ID do not
+// share memory with the update they came from: a decoded update's strings
+// slice one copy of its whole record, data included.
+func TestIdempotencyCopiesStrings(t *testing.T) {
+	t.Parallel()
+	k := scopedKey("p", "k")
+	record := k + "urn:uuid:1" + strings.Repeat("x", 1<<20)
+	key, id := record[:len(k)], record[len(k):len(k)+10]
+	c := newIdempotency(time.Hour, 10, 1<<20, time.Now)
+	c.learn(key, id, time.Now())
+	if c.order.Len() != 1 {
+		t.Fatalf("%d keys remembered, want 1", c.order.Len())
+	}
+	en := c.order.Front().Value.(*idemEntry)
+	if en.key != key || en.id != id {
+		t.Fatalf("remembered %q %q, want %q %q", en.key, en.id, key, id)
+	}
+	if unsafe.StringData(en.key) == unsafe.StringData(key) || unsafe.StringData(en.id) == unsafe.StringData(id) {
+		t.Fatal("the remembered key or ID shares the record's memory")
 	}
 }
