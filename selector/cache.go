@@ -2,6 +2,7 @@ package selector
 
 import (
 	"hash/maphash"
+	"strings"
 	"sync"
 )
 
@@ -150,6 +151,10 @@ func (c *resultCache) put(id uint64, topic string, v bool) {
 	if s.cur == nil || s.bytes+cost > c.half {
 		s.prev, s.cur, s.bytes = s.cur, make(map[resultKey]bool), 0
 	}
+	// A copy: the topic may share memory with much more (a decoded
+	// update's strings slice its whole record, data included), which
+	// the budget does not count.
+	k.topic = strings.Clone(topic)
 	s.cur[k] = v
 	s.bytes += cost
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -726,4 +727,42 @@ func BenchmarkMatch(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestCacheDoesNotPinTopics matches topics that share memory with large
+// strings, as a decoded update's topics share its record, data included,
+// and checks the heap after a collection: the result cache keeps copies
+// of its topics, so what it holds is what its budget counts. A memory
+// bound, not a timing one; not parallel, so that other tests'
+// allocations do not count.
+func TestCacheDoesNotPinTopics(t *testing.T) {
+	const n, size = 40, 1 << 20
+	c := newCompiler(t, selector.Config{})
+	m, err := c.Compile(selector.URLPattern, "https://example.com/books/:id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := heapAfterGC()
+	for i := range n {
+		prefix := fmt.Sprintf("https://example.com/books/%d", i)
+		record := prefix + strings.Repeat("x", size)
+		topic := record[:len(prefix)]
+		if !m.Match(topic) {
+			t.Fatalf("%s does not match %q", m, topic)
+		}
+	}
+	heap := heapAfterGC()
+	t.Logf("heap grew by %d KiB after matching %d topics of %d MiB records", (int64(heap)-int64(base))>>10, n, size>>20)
+	if heap > base+8<<20 {
+		t.Fatalf("heap grew from %d to %d MiB: the cached results keep the records their topics share", base>>20, heap>>20)
+	}
+	runtime.KeepAlive(m)
+}
+
+func heapAfterGC() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }
