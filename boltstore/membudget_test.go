@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -139,5 +140,41 @@ func TestRelearnedKeysDoNotPinRecords(t *testing.T) {
 	t.Logf("heap %d MiB after a restart over %d MiB of keyed updates; bound %d MiB", heap>>20, n*payload>>20, bound>>20)
 	if heap > bound {
 		t.Fatalf("heap after GC is %d MiB, more than %d MiB: the relearned keys keep their records", heap>>20, bound>>20)
+	}
+}
+
+// TestLargeFramesAreNotKept appends large updates concurrently, so that
+// the writer logs frames of many megabytes, then small ones, and checks
+// the heap after a collection: the log writer's frame buffers do not keep
+// the size of the largest frame ever written.
+func TestLargeFramesAreNotKept(t *testing.T) {
+	const appenders, rounds, payload = 16, 4, 1 << 20
+	ctx := context.Background()
+	s := open(t, t.TempDir(), boltstore.Config{TailBytes: 1 << 20})
+	base := heapAfterGC()
+	var wg sync.WaitGroup
+	for range appenders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range rounds {
+				if err := s.Append(ctx, &hub.Update{Topics: []string{"t"}, Data: strings.Repeat("x", payload)}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	// Small appends: the tail drops what bbolt holds by now.
+	for range 8 {
+		mustAppend(t, s, upd(""))
+	}
+	s.Size() // waits until bbolt holds every update
+	heap := heapAfterGC()
+	bound := base + 1<<20 + 8<<20
+	t.Logf("%d appends of %d MiB; heap %d MiB, bound %d MiB", appenders*rounds, payload>>20, heap>>20, bound>>20)
+	if heap > bound {
+		t.Fatalf("heap after GC is %d MiB, more than %d MiB: the log keeps large frames' buffers", heap>>20, bound>>20)
 	}
 }

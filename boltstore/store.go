@@ -517,6 +517,9 @@ func (s *Store) run() {
 			prev = len(batch)
 			expect = min(prev+queued, s.cfg.MaxBatch)
 		}
+		// The array is reused: it must not keep answered requests (their
+		// updates and records) past the next, smaller, frames.
+		clear(batch)
 	}
 }
 

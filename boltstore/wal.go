@@ -465,7 +465,26 @@ func (w *wal) append(first uint64, recs [][]byte, applied uint64) error {
 		w.block = w.block[:copy(w.block[:k], w.block[from:from+k])]
 	}
 	w.segs[len(w.segs)-1].last = first + uint64(len(recs)) - 1
+	w.shrink()
 	return nil
+}
+
+// maxKeptFrame is the largest frame whose buffers the writer keeps for
+// the next frame: past it, one batch of large appends would otherwise
+// keep its size in memory (twice: buf, and block under O_DIRECT, which
+// grows by doubling) for the life of the store.
+const maxKeptFrame = 1 << 20
+
+// shrink drops buffers that a large frame grew past maxKeptFrame,
+// keeping the bytes of the last block that block must start with.
+func (w *wal) shrink() {
+	if cap(w.buf) > maxKeptFrame {
+		w.buf = nil
+	}
+	if cap(w.block) > maxKeptFrame+blockSize {
+		b := alignedBuf(2 * blockSize)
+		w.block = b[:copy(b, w.block)]
+	}
 }
 
 // write writes the frame in w.buf at w.off and makes it durable.
