@@ -67,6 +67,7 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 	fs.DurationVar(&cfg.CommitDelay, "commit-delay", 0, "bolt store: how long a commit waits for more publishes when the previous one carried at least 32: fewer commits, less CPU per publish with hundreds of concurrent publishers (e.g. 2ms; see docs/BENCHMARKS.md); 0: never wait")
 	fs.BoolVar(&cfg.AcceptLostUpdates, "accept-lost-updates", false, "bolt store: start even though the write-ahead log shows acknowledged updates may be lost (its end damaged, segments missing), keeping what is left under a new epoch so that resuming clients are told of the gap; for the one start after deciding not to restore a backup")
 	fs.Int64Var(&cfg.SegmentSize, "wal-segment-size", 0, "bolt store: `bytes` per write-ahead log segment; the log keeps one being written and up to two spare (0: 4 MiB; at least 65536)")
+	fs.Int64Var(&cfg.TailBytes, "tail-bytes", 0, "bolt store: `bytes` of recent updates kept in memory for delivery, each counted twice (its data and its encoded event); older ones are read from disk (0: 64 MiB)")
 	fs.IntVar(&cfg.Retention.MaxUpdates, "max-updates", 0, "updates of history to keep (0: 1000000 for bolt, 10000 for memory; negative: no limit, bolt only)")
 	fs.Int64Var(&cfg.Retention.MaxBytes, "max-bytes", 0, "bytes of history to keep (0: 1 GiB for bolt, 64 MiB for memory; negative: no limit, bolt only)")
 	fs.DurationVar(&cfg.Retention.MaxAge, "max-age", 0, "how long history is kept (0: 24h for bolt, no limit for memory; negative: no limit)")
@@ -74,6 +75,10 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 	fs.Var(&topicRules, "retention-topic", "`rule` PATTERN=max-updates=N,max-bytes=SIZE,max-age=DURATION limiting each topic PATTERN matches (a topic, URI template, or URL pattern with match-type=urlpattern); repeatable, the first matching rule applies; in the variable, one rule per line")
 	fs.IntVar(&cfg.ReplayLimit, "replay-limit", 0, "most updates one resume replays; past it the client gets an ssehub.gap event (replay-limit) and live updates (0: no limit, every retained update it missed)")
 	fs.DurationVar(&cfg.IdempotencyWindow, "idempotency-window", 10*time.Minute, "how long an Idempotency-Key is remembered")
+	fs.Int64Var(&cfg.IdempotencyBytes, "idempotency-bytes", 0, "`bytes` of memory for remembered Idempotency-Key values, each counted as its key and update ID plus 160; the oldest are forgotten first (0: 256 MiB)")
+	fs.IntVar(&cfg.QueueBytes, "queue-bytes", 0, "`bytes` of updates that may wait for one subscriber before it is disconnected as a slow consumer (0: 8 MiB); at most 1000 updates wait in any case")
+	fs.IntVar(&cfg.CompileCacheBytes, "compile-cache-bytes", 0, "`bytes` of memory (estimated) for compiled URL-pattern and template selectors kept for reuse (0: 32 MiB; negative: no cache)")
+	fs.IntVar(&cfg.MatchCacheBytes, "match-cache-bytes", 0, "`bytes` of memory for cached results of URL-pattern and template selectors (0: 32 MiB; negative: no cache)")
 	fs.BoolVar(&cfg.Subscriptions, "subscriptions", false, "publish Mercure subscription events and serve the active-subscriptions API at /.well-known/mercure/subscriptions (cluster-wide on a shared engine)")
 	fs.DurationVar(&cfg.PresenceLease, "presence-lease", server.DefaultPresenceLease, "with --subscriptions on a shared engine: how long the subscriptions of a hub that died stay listed before another hub announces their end")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -157,7 +162,7 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 		return err
 	}
 	cfg.Auth = acfg
-	for _, name := range []string{"max-streams", "max-streams-per-ip", "max-streams-per-subject", "max-selector-bytes-per-client", "publish-burst"} {
+	for _, name := range []string{"max-streams", "max-streams-per-ip", "max-streams-per-subject", "max-selector-bytes-per-client", "publish-burst", "tail-bytes", "idempotency-bytes", "queue-bytes"} {
 		if n, _ := strconv.Atoi(fs.Lookup(name).Value.String()); n < 0 {
 			return usagef("%s must not be negative", from(name))
 		}

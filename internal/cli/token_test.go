@@ -129,6 +129,9 @@ func TestServeSecurityFlags(t *testing.T) {
 	}{
 		{[]string{"--max-streams", "-1"}, 2, "--max-streams must not be negative"},
 		{[]string{"--max-streams-per-ip", "-3"}, 2, "--max-streams-per-ip must not be negative"},
+		{[]string{"--tail-bytes", "-1"}, 2, "--tail-bytes must not be negative"},
+		{[]string{"--queue-bytes", "-1"}, 2, "--queue-bytes must not be negative"},
+		{[]string{"--idempotency-bytes", "-1"}, 2, "--idempotency-bytes must not be negative"},
 		{[]string{"--publish-rate", "-1"}, 2, "--publish-rate must be a number"},
 		{[]string{"--publish-rate", "NaN"}, 2, "--publish-rate must be a number"},
 		{[]string{"--max-body-bytes", "0"}, 2, "--max-body-bytes must be positive"},

@@ -80,6 +80,9 @@ type Config struct {
 	// write-ahead log shows acknowledged updates may be lost, under a new
 	// epoch (boltstore.Config.AcceptLostUpdates).
 	AcceptLostUpdates bool
+	// TailBytes caps the memory of the recent updates the embedded store
+	// keeps for delivery (boltstore.Config.TailBytes). Zero means 64 MiB.
+	TailBytes int64
 	// Retention bounds the history the store keeps. Zero fields mean the
 	// store's defaults.
 	Retention Retention
@@ -90,6 +93,22 @@ type Config struct {
 	// replays; past it the subscriber gets a replay-limit gap notice. Zero
 	// replays everything the subscriber missed (see hub.Config).
 	ReplayLimit int
+	// QueueBytes caps the bytes of updates that may wait for one
+	// subscriber before it is ended as a slow consumer
+	// (hub.Config.QueueBytes). Zero means 8 MiB.
+	QueueBytes int
+	// IdempotencyBytes caps the memory of the remembered Idempotency-Key
+	// values (hub.Config.IdempotencyBytes). Zero means 256 MiB.
+	IdempotencyBytes int64
+	// MatchCacheBytes caps the memory of the cache of pattern and
+	// template match results (selector.Config.MatchCacheBytes). Zero
+	// means 32 MiB; negative disables the cache.
+	MatchCacheBytes int
+	// CompileCacheBytes caps the estimated memory of the cache of
+	// compiled URL patterns and templates
+	// (selector.Config.CompileCacheBytes). Zero means 32 MiB; negative
+	// disables the cache.
+	CompileCacheBytes int
 	// Store, when set, is used instead of the one Engine names (and
 	// Retention does not apply). The server closes it on shutdown.
 	Store hub.Store
@@ -198,6 +217,7 @@ func openStore(cfg Config, topics hub.TopicLimits) (hub.Store, error) {
 			TopicLimits: topics,
 			CommitDelay: cfg.CommitDelay,
 			SegmentSize: cfg.SegmentSize,
+			TailBytes:   cfg.TailBytes,
 
 			AcceptLostUpdates: cfg.AcceptLostUpdates,
 		})
@@ -314,7 +334,8 @@ func Start(cfg Config) (*Server, error) {
 			}
 		}
 	}
-	comp, err := selector.New(selector.Config{HubURL: s.url + ssehttp.DefaultPath, MaxSelectors: cfg.MaxSelectors, MaxVariables: cfg.MaxTemplateVariables})
+	comp, err := selector.New(selector.Config{HubURL: s.url + ssehttp.DefaultPath, MaxSelectors: cfg.MaxSelectors, MaxVariables: cfg.MaxTemplateVariables,
+		MatchCacheBytes: cfg.MatchCacheBytes, CompileCacheBytes: cfg.CompileCacheBytes})
 	if err != nil {
 		return fail(err)
 	}
@@ -333,7 +354,8 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return fail(fmt.Errorf("configuring authentication: %w", err))
 	}
-	s.hub, err = hub.New(hub.Config{Store: cfg.Store, Logger: s.log, IdempotencyWindow: cfg.IdempotencyWindow, ReplayLimit: cfg.ReplayLimit})
+	s.hub, err = hub.New(hub.Config{Store: cfg.Store, Logger: s.log, IdempotencyWindow: cfg.IdempotencyWindow, ReplayLimit: cfg.ReplayLimit,
+		QueueBytes: cfg.QueueBytes, IdempotencyBytes: cfg.IdempotencyBytes})
 	if err != nil {
 		return fail(err)
 	}
