@@ -26,9 +26,10 @@ import (
 // Notify queues the stream to the handler's pool of flushers (flushers.go)
 // unless it is already queued or being flushed; a flusher drains the
 // subscription into one buffer and writes it in one non-blocking write
-// (coalescing everything queued). A stream whose socket is full, that
-// replays history, or that is not a plain TCP connection (TLS) is flushed
-// by a goroutine of its own instead, with blocking writes under
+// (coalescing everything queued). A stream that replays history takes
+// its turns on the replayers, a bounded pool of the same kind (see
+// flushers). A stream whose socket is full, or that is not a plain TCP
+// connection (TLS), is flushed by a goroutine of its own instead, with blocking writes under
 // Config.WriteTimeout, until nothing is left. Heartbeats, credential expiry, the maximum lifetime, a drain and a
 // peer hang-up (seen by one watcher for all connections, see watch_linux.go)
 // are all events that go through the same Notify, so exactly one goroutine
@@ -180,6 +181,13 @@ func (st *hijacked) serve(w http.ResponseWriter, r *http.Request, sub *hub.Subsc
 	}
 	st.so = *h.openStream(r, topics, sub)
 	st.pooled = st.w.raw != nil
+	if st.pooled && sub.Replaying() {
+		// A resume: the replayers read and write its history (and the
+		// response head with its first batch), a bounded number of
+		// streams at a time, rather than this goroutine.
+		h.hijacks.replayers.enqueue(st) // as the first flusher: pending is 1
+		return true
+	}
 	st.flush() // as the first flusher: pending is 1
 	return true
 }
@@ -258,7 +266,7 @@ func (st *hijacked) flush() {
 func (st *hijacked) flushPooled() {
 	n := st.pending.Load()
 	if st.sub.Replaying() {
-		go st.flush()
+		st.h.hijacks.replayers.enqueue(st)
 		return
 	}
 	if !st.writeOnce(false) {
@@ -270,6 +278,30 @@ func (st *hijacked) flushPooled() {
 	}
 	if !st.pending.CompareAndSwap(n, 0) {
 		st.h.hijacks.flushers.enqueue(st)
+	}
+}
+
+// replayPooled is one turn of a replaying stream on the replayers (see
+// flushers): one drain, which reads a batch of history from the store
+// and may wait for it, and one write that does not wait. A stream whose
+// socket is full continues on a goroutine of its own, as in flushPooled;
+// one with more pending goes to the back of the replayers' queue while
+// it replays, and to the flushers once it has caught up.
+func (st *hijacked) replayPooled() {
+	n := st.pending.Load()
+	if !st.writeOnce(false) {
+		return
+	}
+	if st.stash.buf != nil {
+		go st.flushStash(n)
+		return
+	}
+	if !st.pending.CompareAndSwap(n, 0) {
+		if st.sub.Replaying() {
+			st.h.hijacks.replayers.enqueue(st)
+		} else {
+			st.h.hijacks.flushers.enqueue(st)
+		}
 	}
 }
 
@@ -405,7 +437,8 @@ func jitter(d time.Duration) time.Duration { return d - d/4 + rand.N(d/2+1) }
 // streams tracks the hijacked streams of a Handler, so that Drain can end
 // them and Wait can see them gone.
 type streams struct {
-	flushers flushers
+	flushers  flushers
+	replayers flushers // replay set by New
 
 	mu       sync.Mutex
 	set      map[*hijacked]struct{}

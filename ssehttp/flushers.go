@@ -17,16 +17,32 @@ import (
 // for it meanwhile go out in one write.
 //
 // Nothing on a pool goroutine waits for one subscriber: see flushPooled.
+//
+// A second pool of the same kind, the replayers, serves the streams that
+// replay history (a resume): each turn drains one batch of history, which
+// reads the store and may wait for it, and writes it without waiting. It
+// runs at most replayersPerProc×GOMAXPROCS goroutines, so that a resume
+// storm (thousands of clients resuming at once) reads and holds a bounded
+// number of history batches at a time, instead of one per resuming
+// stream on a goroutine of its own: what the storm leaves behind in the
+// process's memory is bounded by the pool, not by the number of clients.
 type flushers struct {
 	mu      sync.Mutex
 	queue   []*hijacked
 	head    int // queue[head:] is waiting
 	running int
-	limit   int // GOMAXPROCS, read when a goroutine exits (reading it takes a runtime lock)
+	limit   int  // GOMAXPROCS (times replayersPerProc), read when a goroutine exits (reading it takes a runtime lock)
+	replay  bool // the replayers: work runs replayPooled; set before use
+	peak    int  // the most goroutines that ran at once, for tests
 }
 
 // flushChunk is how many streams a pool goroutine takes at a time.
 const flushChunk = 64
+
+// replayersPerProc is how many replaying streams per GOMAXPROCS take
+// their turn at once: more than one, since a turn may wait for the
+// store's disk.
+const replayersPerProc = 4
 
 // enqueue queues st, whose pending counter just left zero (or which has
 // more pending after its turn), and starts a pool goroutine if fewer than
@@ -36,10 +52,14 @@ func (f *flushers) enqueue(st *hijacked) {
 	f.queue = append(f.queue, st)
 	if f.limit == 0 {
 		f.limit = runtime.GOMAXPROCS(0)
+		if f.replay {
+			f.limit *= replayersPerProc
+		}
 	}
 	start := f.running < f.limit
 	if start {
 		f.running++
+		f.peak = max(f.peak, f.running)
 	}
 	f.mu.Unlock()
 	if start {
@@ -75,7 +95,11 @@ func (f *flushers) work() {
 		}
 		f.mu.Unlock()
 		for _, st := range batch {
-			st.flushPooled()
+			if f.replay {
+				st.replayPooled()
+			} else {
+				st.flushPooled()
+			}
 		}
 		clear(batch)
 	}

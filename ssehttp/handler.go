@@ -185,6 +185,7 @@ func New(cfg Config) (*Handler, error) {
 		return nil, errors.New("ssehttp: MaxLifetime must not be negative")
 	}
 	h := &Handler{cfg: cfg, log: cfg.Logger, draining: make(chan struct{}), obs: cfg.Observer}
+	h.hijacks.replayers.replay = true
 	if h.obs == nil {
 		h.obs = nopObserver{}
 	}
