@@ -178,3 +178,86 @@ func TestLargeFramesAreNotKept(t *testing.T) {
 		t.Fatalf("heap after GC is %d MiB, more than %d MiB: the log keeps large frames' buffers", heap>>20, bound>>20)
 	}
 }
+
+// TestReadBatchBoundedByBytes reads large updates back and checks the
+// live heap while the reader sees each one: Read decodes history in
+// batches, and a batch is bounded by bytes, not only by count (up to 1024
+// updates, whatever their size).
+func TestReadBatchBoundedByBytes(t *testing.T) {
+	const n, payload = 120, 256 << 10
+	ctx := context.Background()
+	// A one-byte tail: every read decodes from bbolt.
+	s := open(t, t.TempDir(), boltstore.Config{TailBytes: 1})
+	for i := range n {
+		mustAppend(t, s, &hub.Update{ID: fmt.Sprint(i), Topics: []string{"t"}, Data: strings.Repeat("x", payload)})
+	}
+	s.Size() // waits until bbolt holds every update
+	base := heapAfterGC()
+	var peak uint64
+	read := 0
+	err := s.Read(ctx, hub.Position{}, func(u *hub.Update) bool {
+		peak = max(peak, heapAfterGC())
+		read++
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if read != n {
+		t.Fatalf("read %d updates, want %d", read, n)
+	}
+	bound := base + 8<<20
+	t.Logf("peak heap %d MiB while reading %d updates of %d KiB; bound %d MiB", peak>>20, n, payload>>10, bound>>20)
+	if peak > bound {
+		t.Fatalf("the heap reached %d MiB while reading, more than %d MiB: a batch holds too many large updates", peak>>20, bound>>20)
+	}
+}
+
+// TestReadRecentFromTail checks that Read serves recent history from the
+// tail, the updates Append was given, shared by every reader rather than
+// decoded for each, and from bbolt when the tail does not hold it or
+// per-topic limits may have deleted what it holds.
+func TestReadRecentFromTail(t *testing.T) {
+	t.Parallel()
+	keepAll := hub.TopicLimits(func(string) (hub.Limits, bool) { return hub.Limits{}, false })
+	for _, tc := range []struct {
+		name   string
+		cfg    boltstore.Config
+		shared bool
+	}{
+		{"recent", boltstore.Config{}, true},
+		{"beyond the tail", boltstore.Config{TailBytes: 1}, false},
+		{"per-topic limits", boltstore.Config{TopicLimits: keepAll}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := open(t, t.TempDir(), tc.cfg)
+			var appended []*hub.Update
+			for i := range 5 {
+				appended = append(appended, mustAppend(t, s, upd(fmt.Sprint("id-", i))))
+			}
+			// Once bbolt holds them, the next append trims the tail to
+			// its budget.
+			s.Size()
+			mustAppend(t, s, upd("one more"))
+			var got []*hub.Update
+			if err := s.Read(context.Background(), hub.Position{}, func(u *hub.Update) bool {
+				got = append(got, u)
+				return len(got) < len(appended)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(appended) {
+				t.Fatalf("read %d updates, want %d", len(got), len(appended))
+			}
+			for i, u := range got {
+				if u.ID != appended[i].ID || u.Pos != appended[i].Pos || u.Data != appended[i].Data {
+					t.Fatalf("update %d is %s at %v, want %s at %v", i, u.ID, u.Pos, appended[i].ID, appended[i].Pos)
+				}
+				if shared := u == appended[i]; shared != tc.shared {
+					t.Errorf("update %d: shared with the appended one: %v, want %v", i, shared, tc.shared)
+				}
+			}
+		})
+	}
+}

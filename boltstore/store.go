@@ -1145,6 +1145,7 @@ func (s *Store) read(ctx context.Context, after hub.Position, upto uint64, fn fu
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		clear(buf) // the previous batch: fn has seen it
 		buf = buf[:0]
 		err := s.view(func(tx *bolt.Tx, first, applied uint64) error {
 			if after.Epoch != "" && after.Epoch != s.epoch {
@@ -1153,6 +1154,17 @@ func (s *Store) read(ctx context.Context, after hub.Position, upto uint64, fn fu
 			last := applied
 			if upto != 0 {
 				last = min(last, upto)
+			}
+			// Recent history is in the tail: the updates Append was
+			// given, shared by every reader instead of decoded for each
+			// (a resume storm reads the same recent updates thousands of
+			// times). Only without per-topic limits: those delete
+			// updates the tail still holds.
+			if from := max(after.Seq+1, first); s.cfg.TopicLimits == nil && len(s.tail) > 0 && from >= s.tailFirst && from <= last {
+				for seq := from; seq <= last && len(buf) < size; seq++ {
+					buf = append(buf, s.tail[seq-s.tailFirst])
+				}
+				return nil
 			}
 			c := tx.Bucket(bucketLog).Cursor()
 			bytes := 0
