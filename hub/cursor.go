@@ -93,3 +93,34 @@ func (h *Hub) resolveCursor(ctx context.Context, id string) (Position, error) {
 	}
 	return pos, nil
 }
+
+// Cursor returns a stream cursor (see Subscription.Cursor) for the end of
+// the log as of the call: resuming from it (SubscribeRequest.LastEventID,
+// or the history endpoint's after) replays every update appended after the
+// call began, whether or not this hub has dispatched the updates before
+// it, on this hub or any hub sharing the store. An update appended while
+// Cursor runs may fall on either side. It returns Earliest while the log
+// has never held an update. The cursor names a position, not an update,
+// so it discloses no update ID; it does reveal how far the log has
+// advanced, as every stream cursor does.
+//
+// The Mercure subscriptions API hands it out with its list: a presence
+// registry changes before the subscription event that announces the
+// change is appended, so a list read after Cursor returns reflects every
+// subscription event up to the cursor.
+func (h *Hub) Cursor(ctx context.Context) (string, error) {
+	_, newest, err := h.store.Bounds(ctx)
+	if err != nil {
+		return "", err
+	}
+	// As for a new subscription: the log may be empty (everything
+	// expired) while the hub has dispatched updates.
+	seq := newest.Seq
+	if *h.epoch.Load() == newest.Epoch {
+		seq = max(seq, h.lastSeq.Load())
+	}
+	if seq == 0 {
+		return Earliest, nil
+	}
+	return CursorPrefix + EncodePosition(Position{Seq: seq, Epoch: newest.Epoch}), nil
+}

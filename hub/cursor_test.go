@@ -164,3 +164,64 @@ func FuzzDecodePosition(f *testing.F) {
 		}
 	})
 }
+
+// heldStore is a Store whose Follow starts only once release is closed:
+// what is appended before stays undispatched.
+type heldStore struct {
+	Store
+	release chan struct{}
+}
+
+func (s heldStore) Follow(ctx context.Context, after Position, fn func(*Update)) error {
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.Store.Follow(ctx, after, fn)
+}
+
+// TestHubCursor: the hub's cursor is Earliest on a log that never held an
+// update, and otherwise the end of the log, whether or not the hub has
+// dispatched what is before it: resuming from it replays exactly what was
+// appended after it was taken. On an idle hub it is a new subscription's.
+func TestHubCursor(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	mem := NewMemoryStore(MemoryConfig{})
+	t.Cleanup(func() { mem.Close() })
+	held := heldStore{Store: mem, release: make(chan struct{})}
+	h := newHub(t, Config{Store: held})
+	if c, err := h.Cursor(ctx); err != nil || c != Earliest {
+		t.Fatalf("cursor of an empty log: %q, %v; want %q", c, err, Earliest)
+	}
+	for i := range 3 {
+		publish(t, h, &Update{ID: fmt.Sprint(i), Topics: []string{"t"}})
+	}
+	// Nothing is dispatched yet: the cursor is past the three anyway.
+	c, err := h.Cursor(ctx)
+	if err != nil || !strings.HasPrefix(c, CursorPrefix) {
+		t.Fatalf("cursor: %q, %v", c, err)
+	}
+	publish(t, h, &Update{ID: "3", Topics: []string{"t"}})
+	s, err := h.Subscribe(ctx, SubscribeRequest{Topics: []Matcher{Exact("t")}, LastEventID: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	close(held.release)
+	live := publish(t, h, &Update{Topics: []string{"t"}})
+	if got, err := next(t, s, 2); err != nil || strings.ReplaceAll(ids(got), live, "live") != "3,live" || s.Resume().Gap != GapNone {
+		t.Errorf("resume from the cursor: %q, %v, %+v; want 3,live without a gap", ids(got), err, s.Resume())
+	}
+
+	// Once idle (the live update dispatched), a new subscription's cursor.
+	fresh, err := h.Subscribe(ctx, SubscribeRequest{Topics: []Matcher{Exact("t")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if c, err := h.Cursor(ctx); err != nil || c != fresh.Cursor() {
+		t.Errorf("idle hub's cursor %q, %v; a new subscription's is %q", c, err, fresh.Cursor())
+	}
+}
