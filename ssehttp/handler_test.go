@@ -66,7 +66,13 @@ type fixture struct {
 
 func newFixture(t *testing.T, mod func(*Config)) *fixture {
 	t.Helper()
-	h, err := hub.New(hub.Config{})
+	return newFixtureOn(t, hub.Config{}, mod)
+}
+
+// newFixtureOn is newFixture with a hub configured by hcfg.
+func newFixtureOn(t *testing.T, hcfg hub.Config, mod func(*Config)) *fixture {
+	t.Helper()
+	h, err := hub.New(hcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

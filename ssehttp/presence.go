@@ -43,7 +43,15 @@ type subscriptionDoc struct {
 type subscriptionsDoc struct {
 	ID            string            `json:"id"`
 	Type          string            `json:"type"`
+	LastEventID   string            `json:"lastEventID"` // the cursor, as in the Link header
 	Subscriptions []subscriptionDoc `json:"subscriptions"`
+}
+
+// subscriptionAnswer is a single subscription of the subscriptions API:
+// its document and the cursor.
+type subscriptionAnswer struct {
+	subscriptionDoc
+	LastEventID string `json:"lastEventID"`
 }
 
 // presence tracks the subscription events under way, so that Wait can wait
@@ -272,13 +280,16 @@ func (h *Handler) subscriptions(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), presenceTimeout)
 	defer cancel()
-	// The cursor first, then the list: any change the list misses has its
-	// event after the cursor (the registry changes before the event). It
-	// is the newest update the caller may see, so that it discloses no ID
-	// of a private update the caller may not read.
-	cursor, err := h.cfg.Hub.LastEventID(ctx, grant.CanRead)
+	// The cursor first, then the list: the registry changes before the
+	// event that announces the change is appended, so the list reflects
+	// every subscription event up to the cursor, and subscribing from the
+	// cursor delivers every one after it. (The list may also reflect a
+	// change whose event is being appended: the client applies it twice,
+	// to the same effect.) The cursor is a log position, which discloses
+	// no update ID.
+	cursor, err := h.cfg.Hub.Cursor(ctx)
 	if err != nil {
-		h.log.Warn("subscriptions: cannot read the last event id", "err", err)
+		h.log.Warn("subscriptions: cannot read the cursor", "err", err)
 		h.fail(w, r, http.StatusServiceUnavailable, "subscriptions unavailable")
 		return
 	}
@@ -300,18 +311,18 @@ func (h *Handler) subscriptions(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	var body any = subscriptionsDoc{ID: self, Type: "subscriptions", Subscriptions: docs}
+	var body any = subscriptionsDoc{ID: self, Type: "subscriptions", LastEventID: cursor, Subscriptions: docs}
 	if single {
 		if len(docs) == 0 {
 			h.fail(w, r, http.StatusNotFound, "no such active subscription")
 			return
 		}
-		body = docs[0]
+		body = subscriptionAnswer{docs[0], cursor}
 	}
 	var buf bytes.Buffer
 	_ = json.NewEncoder(&buf).Encode(body)
 	hd := w.Header()
-	etag := subscriptionsETag(cursor, buf.Bytes())
+	etag := subscriptionsETag(buf.Bytes())
 	hd.Set("ETag", etag)
 	hd.Set("Cache-Control", "must-revalidate")
 	hd.Set("Link", "<"+h.hubURL.String()+`>; rel="mercure"; last-event-id="`+linkQuote(cursor)+`"; type="mercure"; content-type="application/json"`)
@@ -382,16 +393,13 @@ func (h *Handler) parseSubscriptionsPath(escaped string) (f subscriptionsFilter,
 }
 
 // subscriptionsETag is the entity tag of a subscriptions API answer: a
-// digest of its cursor and body, which changes whenever either does and
-// discloses nothing the answer does not show. (The cursor alone would not
-// do: a caller that may not read the subscription events would keep the
-// same cursor while the list changes.)
-func subscriptionsETag(cursor string, body []byte) string {
-	h := sha256.New()
-	h.Write([]byte(cursor))
-	h.Write([]byte{0})
-	h.Write(body)
-	return `"` + base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16]) + `"`
+// digest of its body, which holds the cursor (lastEventID). It changes
+// whenever the answer does, and discloses nothing the answer does not
+// show. (The cursor alone would not do: the list changes before the event
+// that announces the change is appended.)
+func subscriptionsETag(body []byte) string {
+	h := sha256.Sum256(body)
+	return `"` + base64.RawURLEncoding.EncodeToString(h[:16]) + `"`
 }
 
 // linkQuote escapes a value for a quoted-string of a Link header.

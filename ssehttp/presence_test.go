@@ -1,6 +1,7 @@
 package ssehttp
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -18,6 +19,12 @@ import (
 // read only the subscriptions of books (and carries a payload), "only-a"
 // nothing of it.
 func presenceFixture(t *testing.T, on bool) *fixture {
+	t.Helper()
+	return presenceFixtureOn(t, on, hub.Config{})
+}
+
+// presenceFixtureOn is presenceFixture with a hub configured by hcfg.
+func presenceFixtureOn(t *testing.T, on bool, hcfg hub.Config) *fixture {
 	t.Helper()
 	comp, err := selector.New(selector.Config{HubURL: "https://hub.example/.well-known/mercure"})
 	if err != nil {
@@ -41,7 +48,7 @@ func presenceFixture(t *testing.T, on bool) *fixture {
 		"only-a": testTokens["only-a"],
 		"all":    testTokens["all"],
 	}
-	f := newFixture(t, func(c *Config) {
+	f := newFixtureOn(t, hcfg, func(c *Config) {
 		c.Auth, c.Compiler = toks, comp
 		if on {
 			c.Presence = hub.NewLocalPresence()
@@ -99,7 +106,7 @@ func TestSubscriptionEventsAndAPI(t *testing.T) {
 	q := "match=" + url.QueryEscape("https://example.com/books/1") + "&topic=" + url.QueryEscape("https://example.com/users/{id}")
 	r := f.subscribe(t, q, bearer("books"))
 	book, _ := nextSubscriptionEvent(t, w)
-	user, lastID := nextSubscriptionEvent(t, w)
+	user, _ := nextSubscriptionEvent(t, w)
 	sub := book.Subscriber
 	if !strings.HasPrefix(sub, "urn:uuid:") || sub == own.Subscriber || user.Subscriber != sub {
 		t.Fatalf("subscribers %q, %q (watcher %q): want one new urn:uuid per connection", book.Subscriber, user.Subscriber, own.Subscriber)
@@ -130,13 +137,19 @@ func TestSubscriptionEventsAndAPI(t *testing.T) {
 	if all.ID != SubscriptionsPath || all.Type != "subscriptions" || len(all.Subscriptions) != 3 {
 		t.Fatalf("collection = %s", body)
 	}
+	// The cursor is the hub's: a stream cursor at the end of the log,
+	// past the last subscription event.
+	cursor, err := f.hub.Cursor(context.Background())
+	if err != nil || !strings.HasPrefix(cursor, hub.CursorPrefix) || all.LastEventID != cursor {
+		t.Errorf("lastEventID %q; want the hub's cursor %q (%v)", all.LastEventID, cursor, err)
+	}
 	link := resp.Header.Get("Link")
-	if want := `<https://hub.example/.well-known/mercure>; rel="mercure"; last-event-id="` + lastID + `"; type="mercure"; content-type="application/json"`; link != want {
+	if want := `<https://hub.example/.well-known/mercure>; rel="mercure"; last-event-id="` + cursor + `"; type="mercure"; content-type="application/json"`; link != want {
 		t.Errorf("Link = %s\nwant   %s", link, want)
 	}
 	etag := resp.Header.Get("ETag")
-	if etag != subscriptionsETag(lastID, []byte(body)) {
-		t.Errorf("ETag = %s, want the digest of the cursor %q and the body", etag, lastID)
+	if etag != subscriptionsETag([]byte(body)) {
+		t.Errorf("ETag = %s, want the digest of the body", etag)
 	}
 	if resp, _ := f.get(t, SubscriptionsPath, http.Header{"Authorization": {"Bearer watch"}, "If-None-Match": {etag}}); resp.StatusCode != http.StatusNotModified {
 		t.Errorf("GET with If-None-Match of the current cursor: %d, want 304", resp.StatusCode)
@@ -155,11 +168,14 @@ func TestSubscriptionEventsAndAPI(t *testing.T) {
 		want subscriptionDoc
 	}{{wantBook.ID, wantBook}, {wantUser.ID, wantUser}} {
 		resp, body = f.get(t, tc.path, bearer("watch"))
-		var d subscriptionDoc
+		var d subscriptionAnswer
 		if err := json.Unmarshal([]byte(body), &d); err != nil || resp.StatusCode != 200 {
 			t.Fatalf("GET %s: %d %s", tc.path, resp.StatusCode, body)
 		}
-		sameDoc(t, "GET "+tc.path, d, tc.want)
+		sameDoc(t, "GET "+tc.path, d.subscriptionDoc, tc.want)
+		if d.LastEventID != cursor {
+			t.Errorf("GET %s: lastEventID %q, want %q", tc.path, d.LastEventID, cursor)
+		}
 	}
 
 	// Refusals.
