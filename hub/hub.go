@@ -139,9 +139,7 @@ type Hub struct {
 	late     map[*Subscription]struct{} // matched in their own Drain
 	count    int
 	closed   bool
-	lastSeq  atomic.Uint64          // seq of the last update dispatched
-	last     atomic.Pointer[Update] // the last update dispatched
-	public   atomic.Pointer[Update] // the newest public update known
+	lastSeq  atomic.Uint64 // seq of the last update dispatched
 	epoch    atomic.Pointer[string]
 }
 
@@ -226,8 +224,6 @@ func (h *Hub) run(ctx context.Context, from Position) {
 					"old_epoch", from.Epoch, "new_epoch", newest.Epoch)
 				h.epoch.Store(&newest.Epoch)
 				h.lastSeq.Store(newest.Seq)
-				h.last.Store(nil)
-				h.public.Store(nil)
 				h.endAll(ErrHistoryLost)
 				from, pause = newest, 100*time.Millisecond
 				continue
@@ -245,8 +241,7 @@ func (h *Hub) run(ctx context.Context, from Position) {
 	}
 }
 
-// relearnKeys reads the idempotency keys of recent history, and the
-// newest public update in it.
+// relearnKeys reads the idempotency keys of recent history.
 func (h *Hub) relearnKeys(newest Position) error {
 	from := Position{Epoch: newest.Epoch}
 	if n := uint64(h.cfg.IdempotencyKeys); newest.Seq > n {
@@ -259,9 +254,6 @@ func (h *Hub) relearnKeys(newest Position) error {
 		}
 		if u.IdempotencyKey != "" && u.Time.After(cutoff) {
 			h.idem.learn(u.IdempotencyKey, u.ID, u.Time)
-		}
-		if !u.Private {
-			h.public.Store(u)
 		}
 		return true
 	})
@@ -278,10 +270,6 @@ func (h *Hub) dispatch(u *Update) {
 	n := 0
 	h.mu.RLock()
 	h.lastSeq.Store(u.Pos.Seq)
-	h.last.Store(u)
-	if !u.Private {
-		h.public.Store(u)
-	}
 	for _, t := range u.Topics {
 		for s := range h.exact[t] {
 			if s.offer(u) {
@@ -538,62 +526,3 @@ func (h *Hub) unregister(s *Subscription) {
 	delete(h.late, s)
 	h.count--
 }
-
-// LastEventScan is how many of the newest updates LastEventID examines,
-// at most, for one its caller may see.
-const LastEventScan = 1000
-
-// LastEventID returns the reconciliation cursor of the Mercure
-// subscriptions API for a caller that may read the private updates
-// canRead allows (nil: public updates only): the ID of the newest update
-// the caller may see, among the last update this hub dispatched (or,
-// before its first dispatch, the newest in the store) and the
-// LastEventScan updates before it; else the ID of the newest public
-// update the hub knows; else Earliest. Every update the caller may see
-// that is dispatched after it comes later in the log. It is never the ID
-// of a private update the caller may not read, so the cursor discloses
-// nothing: it is a point in the caller's own view of the log.
-func (h *Hub) LastEventID(ctx context.Context, canRead func(topics []string) bool) (string, error) {
-	visible := func(u *Update) bool { return !u.Private || canRead != nil && canRead(u.Topics) }
-	if u := h.last.Load(); u != nil && visible(u) {
-		return u.ID, nil
-	}
-	seq, epoch := h.lastSeq.Load(), *h.epoch.Load()
-	if seq == 0 {
-		return Earliest, nil
-	}
-	// The newest few first, then the rest of the scan: a caller that sees
-	// much of the traffic costs a short read.
-	upto := seq
-	for _, n := range [...]uint64{lastEventNear, LastEventScan} {
-		from := Position{Seq: seq - min(seq, n), Epoch: epoch}
-		id := ""
-		err := h.store.Read(ctx, from, func(u *Update) bool {
-			if u.Pos.Seq > upto {
-				return false
-			}
-			if visible(u) {
-				id = u.ID
-			}
-			return true
-		})
-		if err != nil {
-			return "", err
-		}
-		if id != "" {
-			return id, nil
-		}
-		if from.Seq == 0 {
-			break // nothing older to read
-		}
-		upto = from.Seq
-	}
-	if u := h.public.Load(); u != nil {
-		return u.ID, nil
-	}
-	return Earliest, nil
-}
-
-// lastEventNear is how many of the newest updates LastEventID reads
-// first.
-const lastEventNear = 32
