@@ -52,6 +52,7 @@ func Run(t *testing.T, newStore func(t *testing.T) hub.Store) {
 	t.Run("CallbacksMayUseStore", func(t *testing.T) { testReentrant(t, open(t)) })
 	t.Run("Close", func(t *testing.T) { testClose(t, open(t)) })
 	t.Run("IdempotencyKeyScopedByPublisher", func(t *testing.T) { testIdempotencyScope(t, open(t)) })
+	t.Run("HubCursor", func(t *testing.T) { testHubCursor(t, open(t)) })
 }
 
 // Retention describes a store that can be limited, for RunRetention.
