@@ -98,28 +98,7 @@ func testLogDamageAtTheEnd(t *testing.T, buffered bool) {
 // nothing bbolt lacks.
 func TestLogDamageRuledOut(t *testing.T) {
 	t.Run("damaged spare segment", func(t *testing.T) {
-		dir := t.TempDir()
-		s, err := Open(dir, Config{SegmentSize: 64 << 10})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		var want []string
-		for i := range 300 {
-			id := fmt.Sprint("u", i)
-			want = append(want, id)
-			if err := s.Append(context.Background(), upd1k(id)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := s.settle(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		img := crashImage(t, dir)
-		segs, _ := os.ReadDir(filepath.Join(img, walDirName))
-		if len(segs) < 2 {
-			t.Fatalf("%d segments; want a spare", len(segs))
-		}
+		img, segs, want := appliedImage(t)
 		oldest := filepath.Join(img, walDirName, segs[0].Name())
 		b := readFile(t, oldest)
 		clear(b[:segHeaderLen])
@@ -320,28 +299,7 @@ func TestAcceptLostUpdates(t *testing.T) {
 // previous life's (an older number). That is normal: Open goes on with
 // every update, and reuses it.
 func TestInterruptedReuseIsNormal(t *testing.T) {
-	dir := t.TempDir()
-	s, err := Open(dir, Config{SegmentSize: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	var want []string
-	for i := range 300 {
-		id := fmt.Sprint("u", i)
-		want = append(want, id)
-		if err := s.Append(context.Background(), upd1k(id)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.settle(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	img := crashImage(t, dir)
-	segs, _ := os.ReadDir(filepath.Join(img, walDirName))
-	if len(segs) < 2 {
-		t.Fatalf("%d segments; want a spare", len(segs))
-	}
+	img, segs, want := appliedImage(t)
 	newest, _ := strconvParseHex(segs[len(segs)-1].Name())
 	from := filepath.Join(img, walDirName, segs[0].Name())
 	to := filepath.Join(img, walDirName, fmt.Sprintf("%016x", newest+1))
@@ -352,6 +310,36 @@ func TestInterruptedReuseIsNormal(t *testing.T) {
 	if got := storedIDs(t, r); !slices.Equal(got, want) {
 		t.Errorf("history after an interrupted reuse: %d updates; want %d", len(got), len(want))
 	}
+}
+
+// appliedImage appends 300 updates of 1 KiB to a store with 64 KiB
+// segments, waits until bbolt holds them all, and returns a crash image of
+// its directory, the image's log segments (at least two: one is a spare)
+// and the IDs appended.
+func appliedImage(t *testing.T) (img string, segs []os.DirEntry, want []string) {
+	t.Helper()
+	dir := t.TempDir()
+	s, err := Open(dir, Config{SegmentSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 300 {
+		id := fmt.Sprint("u", i)
+		want = append(want, id)
+		if err := s.Append(context.Background(), upd1k(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.settle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	img = crashImage(t, dir)
+	segs, _ = os.ReadDir(filepath.Join(img, walDirName))
+	if len(segs) < 2 {
+		t.Fatalf("%d segments; want a spare", len(segs))
+	}
+	return img, segs, want
 }
 
 func strconvParseHex(s string) (uint64, error) { return strconv.ParseUint(s, 16, 64) }
