@@ -38,6 +38,13 @@ func rawSubscribe(t *testing.T, f *fixture, query string) (net.Conn, *bufio.Read
 	if err != nil {
 		t.Fatal(err)
 	}
+	return rawSubscribeOn(t, c, query)
+}
+
+// rawSubscribeOn is rawSubscribe on an open connection c, which it closes
+// when the test ends.
+func rawSubscribeOn(t *testing.T, c net.Conn, query string) (net.Conn, *bufio.Reader, string) {
+	t.Helper()
 	t.Cleanup(func() { c.Close() })
 	fmt.Fprintf(c, "GET %s?%s HTTP/1.1\r\nHost: hub.example\r\nAccept: text/event-stream\r\n\r\n", DefaultPath, query)
 	br := bufio.NewReader(c)
@@ -345,28 +352,119 @@ func TestOverflowCutsBlockedWrite(t *testing.T) {
 			t.Cleanup(func() { h.Close(context.Background()) })
 			stalled, _, _ := rawSubscribe(t, f, "topic=a")
 			stalled.(*net.TCPConn).SetReadBuffer(4096)
-			waitFor(t, "the subscription", func() bool { return h.Stats().Subscribers == 1 })
-			big := strings.Repeat("x", 64<<10)
-			// Publish until the hub ends the subscription; each publish is
-			// dispatched before the next one's (one dispatcher, in order),
-			// and the stalled socket takes at most a few of them.
-			for i := 0; h.Stats().SlowConsumers == 0; i++ {
-				if i == 100_000 {
-					t.Fatal("the stalled subscriber never overflowed")
-				}
-				if _, err := h.Publish(context.Background(), &hub.Update{Topics: []string{"a"}, Data: big}); err != nil {
+			overflowEndsStream(t, f, h, obs)
+		})
+	}
+}
+
+// overflowEndsStream publishes 64 KiB updates to topic a until the hub
+// ends a subscription as a slow consumer, and checks that its stream ends
+// with EndQueueOverflow, then is untracked. Every test using it sets a
+// write timeout of an hour, so that only the overflow's cut can end a
+// stream blocked in a write before the hang detector fires.
+func overflowEndsStream(t *testing.T, f *fixture, h *hub.Hub, obs endsObserver) {
+	t.Helper()
+	waitFor(t, "the subscription", func() bool { return h.Stats().Subscribers == 1 })
+	big := strings.Repeat("x", 64<<10)
+	// Publish until the hub ends the subscription; each publish is
+	// dispatched before the next one's (one dispatcher, in order), and the
+	// stalled client takes at most a few of them.
+	for i := 0; h.Stats().SlowConsumers == 0; i++ {
+		if i == 100_000 {
+			t.Fatal("the stalled subscriber never overflowed")
+		}
+		if _, err := h.Publish(context.Background(), &hub.Update{Topics: []string{"a"}, Data: big}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case r := <-obs.ends:
+		if r != EndQueueOverflow {
+			t.Fatalf("the stalled stream ended with %q, want %q", r, EndQueueOverflow)
+		}
+	case <-time.After(10 * time.Second): // a hang detector: the write timeout is an hour
+		t.Fatal("the stalled stream was not ended by its queue's overflow: it waits for its write timeout")
+	}
+	waitFor(t, "the stream to be untracked", func() bool { return f.handler.Streams() == 0 })
+}
+
+// TestOverflowCutsBlockedWriteEveryPath is TestOverflowCutsBlockedWrite
+// for the streams that are not hijacked plain HTTP/1.x connections: an
+// HTTP/1.x stream served by its request's goroutine
+// (Config.GoroutinePerStream), a hijacked HTTP/1.x stream over TLS (a
+// goroutine of its own, always), and an HTTP/2 stream over TLS whose
+// client never reads its body (a 64 KiB flow-control window, so the
+// server's write waits for a window update that never comes).
+func TestOverflowCutsBlockedWriteEveryPath(t *testing.T) {
+	t.Parallel()
+	small := func(t *testing.T, c net.Conn) {
+		if err := c.(*net.TCPConn).SetReadBuffer(4096); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type path struct {
+		name      string
+		perStream bool
+		tls, h2   bool
+		queue     int // hub.Config.QueueSize
+	}
+	var paths []path
+	for _, p := range []path{
+		{name: "goroutine per stream", perStream: true},
+		{name: "goroutine per stream over TLS", perStream: true, tls: true},
+		{name: "hijacked over TLS", tls: true},
+		{name: "HTTP/2", tls: true, h2: true},
+	} {
+		for _, q := range []int{4, 0} {
+			p.queue = q
+			paths = append(paths, p)
+		}
+	}
+	for _, tc := range paths {
+		t.Run(fmt.Sprintf("%s/queue %d", tc.name, tc.queue), func(t *testing.T) {
+			t.Parallel()
+			h, err := hub.New(hub.Config{QueueSize: tc.queue})
+			if err != nil {
+				t.Fatal(err)
+			}
+			obs := endsObserver{make(chan EndReason, 4)}
+			start := (*httptest.Server).Start
+			if tc.tls {
+				start = func(s *httptest.Server) { s.EnableHTTP2 = tc.h2; s.StartTLS() }
+			}
+			f := newServerFixture(t, hub.Config{}, func(c *Config) {
+				c.Hub = h
+				c.WriteTimeout = time.Hour
+				c.Observer = obs
+				c.GoroutinePerStream = tc.perStream
+			}, start)
+			t.Cleanup(func() { h.Close(context.Background()) })
+			addr := f.srv.Listener.Addr().String()
+			switch {
+			case tc.h2:
+				tr := f.srv.Client().Transport.(*http.Transport).Clone()
+				tr.HTTP2 = &http.HTTP2Config{MaxReceiveBufferPerConnection: 64 << 10, MaxReceiveBufferPerStream: 64 << 10}
+				t.Cleanup(tr.CloseIdleConnections)
+				resp, err := (&http.Client{Transport: tr}).Get(f.srv.URL + DefaultPath + "?topic=a")
+				if err != nil {
 					t.Fatal(err)
 				}
-			}
-			select {
-			case r := <-obs.ends:
-				if r != EndQueueOverflow {
-					t.Fatalf("the stalled stream ended with %q, want %q", r, EndQueueOverflow)
+				t.Cleanup(func() { resp.Body.Close() })
+				if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK {
+					t.Fatalf("got %s %s, want HTTP/2 200", resp.Proto, resp.Status)
 				}
-			case <-time.After(10 * time.Second): // a hang detector: the write timeout is an hour
-				t.Fatal("the stalled stream was not ended by its queue's overflow: it waits for its write timeout")
+			case tc.tls:
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				small(t, c)
+				rawSubscribeOn(t, tls.Client(c, &tls.Config{InsecureSkipVerify: true}), "topic=a")
+			default:
+				c, _, _ := rawSubscribe(t, f, "topic=a")
+				small(t, c)
 			}
-			waitFor(t, "the stream to be untracked", func() bool { return f.handler.Streams() == 0 })
+			overflowEndsStream(t, f, h, obs)
 		})
 	}
 }

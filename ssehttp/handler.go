@@ -351,10 +351,19 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var hj *hijacked
+	var cw *cutWriter
 	if h.hijackable(w, r) {
 		hj = h.newHijacked()
 		req.Notify = hj.notify
 		req.OnOverflow = hj.overflow
+	} else {
+		// Served here, by this goroutine: the overflow cuts a write
+		// blocked on a stalled client through a write deadline in the
+		// past (see cutWriter).
+		cw = newCutWriter(w)
+		defer cw.finish()
+		w = cw
+		req.OnOverflow = cw.overflow
 	}
 	sub, err := h.cfg.Hub.Subscribe(r.Context(), req)
 	if err != nil {
@@ -404,7 +413,7 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	so := h.openStream(r, topics, sub)
-	h.stream(r, sw, sub, grant, so, start)
+	h.stream(r, sw, sub, grant, so, start, cw.cutOff)
 }
 
 // reader parses the topic selectors of a subscribe or history request and
@@ -482,18 +491,27 @@ func (h *Handler) streamEnd(grant *auth.Grant) time.Time {
 // stream is the subscriber loop: one select over the client, the hub, the
 // heartbeat and the credentials' expiry. Every write is whole events, so
 // the stream always ends at an event boundary. start, if any, is written
-// first, after the retry field: the stream cursor of a new stream.
-func (h *Handler) stream(r *http.Request, sw *sse.Writer, sub *hub.Subscription, grant *auth.Grant, so *streamObs, start []byte) {
+// first, after the retry field: the stream cursor of a new stream. cut
+// reports whether the hub's OnOverflow cut the stream's writes: a write
+// that fails, or a request context that ends (an HTTP/2 stream is reset),
+// after the cut ends the stream for the overflow.
+func (h *Handler) stream(r *http.Request, sw *sse.Writer, sub *hub.Subscription, grant *auth.Grant, so *streamObs, start []byte, cut func() bool) {
 	ctx := r.Context()
+	cutEnd := func(reason EndReason, err error) {
+		if cut() {
+			reason, err = EndQueueOverflow, hub.ErrSlowConsumer
+		}
+		so.end(reason, err)
+	}
 	if d := h.cfg.Retry; d > 0 {
 		if err := sw.Retry(jitter(d)); err != nil {
-			so.end(writeEnd(err), err)
+			cutEnd(writeEnd(err), err)
 			return
 		}
 	}
 	if len(start) > 0 {
 		if err := sw.WriteFrames(start); err != nil {
-			so.end(writeEnd(err), err)
+			cutEnd(writeEnd(err), err)
 			return
 		}
 	}
@@ -520,7 +538,7 @@ func (h *Handler) stream(r *http.Request, sw *sse.Writer, sub *hub.Subscription,
 	for {
 		select {
 		case <-ctx.Done():
-			so.end(EndClientGone, nil)
+			cutEnd(EndClientGone, nil)
 			return
 		case <-h.draining:
 			so.end(EndDrain, nil)
@@ -533,7 +551,7 @@ func (h *Handler) stream(r *http.Request, sw *sse.Writer, sub *hub.Subscription,
 			return
 		case <-heartbeat:
 			if err := sw.Comment(""); err != nil {
-				so.end(writeEnd(err), err)
+				cutEnd(writeEnd(err), err)
 				return
 			}
 		case <-sub.Ready():
@@ -545,7 +563,7 @@ func (h *Handler) stream(r *http.Request, sw *sse.Writer, sub *hub.Subscription,
 			}
 			if len(frames) > 0 {
 				if werr := sw.WriteFrames(frames...); werr != nil {
-					so.end(writeEnd(werr), werr)
+					cutEnd(writeEnd(werr), werr)
 					return
 				}
 				so.wrote(len(batch), so.oldestLive(batch))

@@ -72,6 +72,13 @@ func newFixture(t *testing.T, mod func(*Config)) *fixture {
 // newFixtureOn is newFixture with a hub configured by hcfg.
 func newFixtureOn(t *testing.T, hcfg hub.Config, mod func(*Config)) *fixture {
 	t.Helper()
+	return newServerFixture(t, hcfg, mod, (*httptest.Server).Start)
+}
+
+// newServerFixture is newFixtureOn with the server started by start (for
+// instance (*httptest.Server).StartTLS, after setting EnableHTTP2).
+func newServerFixture(t *testing.T, hcfg hub.Config, mod func(*Config), start func(*httptest.Server)) *fixture {
+	t.Helper()
 	h, err := hub.New(hcfg)
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +99,9 @@ func newFixtureOn(t *testing.T, hcfg hub.Config, mod func(*Config)) *fixture {
 	mux.Handle(DefaultPath, hd)
 	mux.Handle(SubscriptionsPath, hd.Subscriptions())
 	mux.Handle(SubscriptionsPath+"/", hd.Subscriptions())
-	f := &fixture{hub: h, handler: hd, srv: httptest.NewServer(mux)}
+	srv := httptest.NewUnstartedServer(mux)
+	start(srv)
+	f := &fixture{hub: h, handler: hd, srv: srv}
 	t.Cleanup(func() {
 		hd.Drain()
 		f.srv.Close()
