@@ -39,14 +39,10 @@ func token(_ context.Context, stdio IO, args []string) error {
 	}
 	keyFrom := origin(fs, stdio, "publisher-key")
 	if key == "" && fs.NArg() == 0 {
-		k, err := server.ReadKeyFile(dataDir)
-		switch {
-		case errors.Is(err, iofs.ErrNotExist):
-			return usagef("no key: set --publisher-key or SSEHUB_PUBLISHER_KEY (or point --data at the directory where ssehub serve keeps its generated key; %s has none)", filepath.Join(dataDir, server.KeyFileName))
-		case err != nil:
+		var err error
+		if key, keyFrom, err = generatedKey(dataDir, "no key: set --publisher-key or SSEHUB_PUBLISHER_KEY"); err != nil {
 			return err
 		}
-		key, keyFrom = k, filepath.Join(dataDir, server.KeyFileName)
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -76,6 +72,26 @@ func token(_ context.Context, stdio IO, args []string) error {
 	}
 	fmt.Fprintln(stdio.Stdout, tok)
 	return nil
+}
+
+// generatedKey returns the publisher key that ssehub serve generated and
+// keeps in the data directory dataDir (server.KeyFileName), and that file,
+// for a command given no key: token, token inspect and pub share it, so
+// that they look in the same place, by the same rules, with the same
+// messages. No key file there is a usage error: need, saying what to set
+// instead, then where it looked. A key file others may read, or that holds
+// no usable key, is a failure naming the file (server.ReadKeyFile) and
+// never the key.
+func generatedKey(dataDir, need string) (key, file string, err error) {
+	file = filepath.Join(dataDir, server.KeyFileName)
+	key, err = server.ReadKeyFile(dataDir)
+	switch {
+	case errors.Is(err, iofs.ErrNotExist):
+		return "", "", usagef("%s (or point --data at the directory where ssehub serve keeps its generated key; %s has none)", need, file)
+	case err != nil:
+		return "", "", err
+	}
+	return key, file, nil
 }
 
 // mintToken signs an HS256 token carrying the Mercure claim. Callers check
@@ -180,8 +196,9 @@ func (a *authFlags) config(fs *flag.FlagSet, stdio IO, pubSecret, subSecret bool
 // claims, never a key or the signature.
 func inspect(stdio IO, args []string) error {
 	fs := flagSet("token inspect", "token inspect [flags] TOKEN|-", stdio)
-	var pubKey, subKey, role, publicURL string
-	fs.StringVar(&pubKey, "publisher-key", "", "HMAC secret of publisher tokens (as for serve)")
+	var pubKey, subKey, role, publicURL, dataDir string
+	fs.StringVar(&pubKey, "publisher-key", "", "HMAC secret of publisher tokens (as for serve; default: the key ssehub serve generated in --data)")
+	fs.StringVar(&dataDir, "data", server.DefaultDataDir, "`directory` of the hub (as for serve) whose generated publisher key verifies when no publisher key is set")
 	fs.StringVar(&publicURL, "public-url", "", "the hub's public URL (as for serve): a token's aud, when present, must name it (default: aud is not checked)")
 	fs.StringVar(&subKey, "subscriber-key", "", "HMAC secret of subscriber tokens (as for serve; default: the publisher key)")
 	fs.StringVar(&role, "role", "both", "check the token as a publisher, subscriber or both")
@@ -229,7 +246,13 @@ func inspect(stdio IO, args []string) error {
 		k.key.Secret = []byte(k.secret)
 	}
 	if cfg.Publisher.IsZero() {
-		return usagef("no key: set --publisher-key, --publisher-public-key or --publisher-jwks as the hub has them")
+		// As serve does without a publisher key: the key it generated
+		// and kept in its data directory.
+		key, _, err := generatedKey(dataDir, "no key: set --publisher-key, --publisher-public-key or --publisher-jwks as the hub has them")
+		if err != nil {
+			return err
+		}
+		cfg.Publisher.Secret = []byte(key)
 	}
 	if publicURL != "" && cfg.Audience == "" {
 		cfg.HubAudiences = server.HubAudiences(publicURL)

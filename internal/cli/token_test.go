@@ -64,6 +64,12 @@ func TestTokenInspect(t *testing.T) {
 	hour := time.Now().Add(time.Hour)
 	valid := mint(jwtauth.Claims{Subject: "alice", Subscribe: []string{"*"}, Expires: hour, Audience: []string{"https://hub"}})
 	expired := mint(jwtauth.Claims{Subject: "bob", Publish: []string{"*"}, Expires: time.Now().Add(-time.Hour)})
+	// A data directory holding the key, as ssehub serve keeps it, and one
+	// holding none.
+	data, empty := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(data, "publisher.key"), []byte(inspectKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	for _, tc := range []struct {
 		name  string
@@ -87,7 +93,11 @@ func TestTokenInspect(t *testing.T) {
 			[]string{"jku header present: ignored", "refused: unknown key id evil"}},
 		{"HMAC against the JWK Set", "", []string{"--publisher-jwks", jwks, "--jwt-alg", "RS256", valid}, 1, []string{"refused: signing method HS256 is not allowed"}},
 		{"not a JWT", "", []string{"--publisher-key", inspectKey, "hello"}, 1, []string{"not a JWT", "refused: token is malformed"}},
-		{"no key", "", []string{valid}, 2, []string{"no key"}},
+		{"no key", "", []string{"--data", empty, valid}, 2, []string{"no key: set --publisher-key, --publisher-public-key or --publisher-jwks as the hub has them (or point --data at the directory where ssehub serve keeps its generated key; " + filepath.Join(empty, "publisher.key") + " has none)"}},
+		{"key from --data", "", []string{"--data", data, valid}, 0, []string{"publisher:  accepted", "subscriber: accepted"}},
+		{"key from --data, subscriber key given", "", []string{"--data", data, "--subscriber-key", strings.Repeat("s", 32), valid}, 0, []string{"publisher:  accepted", "subscriber: refused: signature is invalid"}},
+		{"--publisher-key wins over --data", "", []string{"--data", data, "--publisher-key", strings.Repeat("p", 32), "--role", "publisher", valid}, 1, []string{"publisher:  refused: signature is invalid"}},
+		{"--publisher-jwks wins over --data", "", []string{"--data", data, "--publisher-jwks", jwks, "--role", "publisher", valid}, 1, []string{"publisher:  refused"}},
 		{"two keys for one role", "", []string{"--publisher-key", inspectKey, "--publisher-jwks", jwks, valid}, 2, []string{"set one of --publisher-key, --publisher-public-key and --publisher-jwks"}},
 		{"bad role", "", []string{"--publisher-key", inspectKey, "--role", "admin", valid}, 2, []string{"want publisher, subscriber or both"}},
 		{"no token", "", []string{"--publisher-key", inspectKey}, 2, []string{"want one argument"}},
