@@ -3,19 +3,23 @@
 // processes on free loopback ports, and stops them when the test ends.
 //
 // A missing program is installed from its Debian package when the test
-// runs as root (as on CI, where scripts/test installs them all up front);
-// otherwise the test fails with a message naming the package. Integration
+// runs as root (as on CI, where scripts/test installs them all up front),
+// waiting like scripts/test, up to SSEHUB_APT_LOCK_WAIT seconds (default
+// 600), while another package manager holds apt's lock; otherwise the test
+// fails with a message naming the package. Integration
 // tests never skip silently: a test that did not run did not pass.
 package testsvc
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"sync"
 	"syscall"
@@ -28,7 +32,9 @@ import (
 // Require returns the path of the program cmd, installing the Debian
 // package pkg first when cmd is missing and the process runs as root.
 // Concurrent test binaries take turns through a lock file, as apt does not
-// allow two installs at once.
+// allow two installs at once; another package manager's apt lock is waited
+// for (bounded: SSEHUB_APT_LOCK_WAIT seconds, default 600, and never past
+// a minute before the test's deadline) instead of failing at once.
 func Require(t testing.TB, cmd, pkg string) string {
 	t.Helper()
 	if p, err := lookPath(cmd); err == nil {
@@ -37,7 +43,19 @@ func Require(t testing.TB, cmd, pkg string) string {
 	if os.Geteuid() != 0 {
 		t.Fatalf("%s is not installed: install the Debian package %q (make test does this as root)", cmd, pkg)
 	}
-	if err := aptInstall(pkg); err != nil {
+	wait, err := aptLockWait(os.Getenv(aptLockWaitEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tt, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
+		if d, ok := tt.Deadline(); ok {
+			// Give up on the lock before go test's -timeout ends the
+			// whole binary, so the failure says why.
+			wait = min(wait, max(0, time.Until(d)-time.Minute))
+		}
+	}
+	apt := aptRunner{wait: wait, run: runAptGet, now: time.Now, sleep: time.Sleep, logf: t.Logf}
+	if err := apt.install(pkg); err != nil {
 		t.Fatalf("installing %s: %v", pkg, err)
 	}
 	p, err := lookPath(cmd)
@@ -64,7 +82,87 @@ func lookPath(cmd string) (string, error) {
 
 var installMu sync.Mutex
 
-func aptInstall(pkg string) error {
+// aptLockWaitEnv names the variable that bounds, in seconds, how long an
+// install waits for another package manager (unattended-upgrades, another
+// test binary's apt-get, another CI job) to release apt's locks; the same
+// variable as scripts/test's, with the same default.
+const aptLockWaitEnv = "SSEHUB_APT_LOCK_WAIT"
+
+const (
+	defaultAptLockWait = 600 * time.Second
+	aptRetryEvery      = 5 * time.Second // between runs refused on a lock
+)
+
+// aptLockWait parses the value of SSEHUB_APT_LOCK_WAIT: a whole number of
+// seconds (0: do not wait), or empty for the default.
+func aptLockWait(v string) (time.Duration, error) {
+	if v == "" {
+		return defaultAptLockWait, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%s=%q: want a whole number of seconds", aptLockWaitEnv, v)
+	}
+	return time.Duration(n) * time.Second, nil
+}
+
+// aptLocked matches what apt-get and dpkg print when another process holds
+// one of their locks (the dpkg frontend lock, the dpkg database lock,
+// apt's lists or archives lock), in current and older wordings. aptNotRoot
+// matches the same messages when the lock file could not even be opened:
+// a permission problem, which waiting does not cure.
+var (
+	aptLocked  = regexp.MustCompile(`Could not get lock|Unable to (acquire|lock)\b|locked by another process`)
+	aptNotRoot = regexp.MustCompile(`Could not open lock file|are you root\?`)
+)
+
+// isAptLockError reports whether out, the output of a failed apt-get run,
+// says that another process holds apt's or dpkg's lock, so that the same
+// run may succeed later.
+func isAptLockError(out []byte) bool {
+	return aptLocked.Match(out) && !aptNotRoot.Match(out)
+}
+
+// aptRunner runs apt-get, waiting (bounded) for another package manager's
+// lock instead of failing at once: apt waits for the dpkg lock itself
+// (DPkg::Lock::Timeout), and a run refused on any lock (apt-get update's
+// lists lock, which that option does not cover) is run again every
+// aptRetryEvery, until wait has passed since the first run.
+type aptRunner struct {
+	wait  time.Duration
+	run   func(args ...string) ([]byte, error) // runs apt-get with args
+	now   func() time.Time
+	sleep func(time.Duration)
+	logf  func(format string, args ...any)
+}
+
+// get runs apt-get with args and returns its combined output.
+func (a aptRunner) get(args ...string) ([]byte, error) {
+	deadline := a.now().Add(a.wait)
+	for {
+		left := max(0, deadline.Sub(a.now()))
+		secs := int((left + time.Second - 1) / time.Second) // rounded up
+		out, err := a.run(append([]string{"-o", "DPkg::Lock::Timeout=" + strconv.Itoa(secs)}, args...)...)
+		if err == nil || !isAptLockError(out) {
+			return out, err
+		}
+		if !a.now().Add(aptRetryEvery).Before(deadline) {
+			return out, fmt.Errorf("%w: %v (still, after %v; %s bounds the wait)", errAptLocked, err, a.wait, aptLockWaitEnv)
+		}
+		a.logf("apt is locked by another package manager; trying again in %v (until %v have passed)", aptRetryEvery, a.wait)
+		a.sleep(aptRetryEvery)
+	}
+}
+
+// errAptLocked is the error of a run still refused on a lock after the
+// wait.
+var errAptLocked = errors.New("apt is locked by another package manager")
+
+// install installs the Debian package pkg, updating the package lists
+// first when a plain install fails (not when it waited for the lock in
+// vain: the update would wait again). Concurrent test binaries take turns
+// through a lock file, as apt does not allow two installs at once.
+func (a aptRunner) install(pkg string) error {
 	installMu.Lock()
 	defer installMu.Unlock()
 	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "ssehub-testsvc-apt.lock"), os.O_CREATE|os.O_RDWR, 0o600)
@@ -76,21 +174,28 @@ func aptInstall(pkg string) error {
 		return err
 	}
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
-	install := func() ([]byte, error) {
-		c := exec.Command("apt-get", "install", "-y", "-q", "--no-install-recommends", pkg)
-		c.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		return c.CombinedOutput()
-	}
-	if _, err := install(); err == nil {
+	install := []string{"install", "-y", "-q", "--no-install-recommends", pkg}
+	out, err := a.get(install...)
+	switch {
+	case err == nil:
 		return nil
+	case errors.Is(err, errAptLocked):
+		return fmt.Errorf("apt-get install %s: %v\n%s", pkg, err, tail(out))
 	}
-	if out, err := exec.Command("apt-get", "update", "-q").CombinedOutput(); err != nil {
+	if out, err := a.get("update", "-q"); err != nil {
 		return fmt.Errorf("apt-get update: %v\n%s", err, tail(out))
 	}
-	if out, err := install(); err != nil {
+	if out, err := a.get(install...); err != nil {
 		return fmt.Errorf("apt-get install %s: %v\n%s", pkg, err, tail(out))
 	}
 	return nil
+}
+
+// runAptGet runs the real apt-get, non-interactively.
+func runAptGet(args ...string) ([]byte, error) {
+	c := exec.Command("apt-get", args...)
+	c.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	return c.CombinedOutput()
 }
 
 func tail(b []byte) []byte {
