@@ -213,7 +213,7 @@ func serve(ctx context.Context, stdio IO, args []string) error {
 
 // shellQuote quotes s for a POSIX shell when it needs it.
 func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./") == "" {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:") == "" {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
@@ -236,11 +236,16 @@ func printBanner(stdio IO, srv *server.Server) {
 	}
 	if file := srv.PublisherKeyFile(); file != "" {
 		fmt.Fprintf(w, "  publisher key: generated once and kept in %s (mode 0600): tokens stay valid across restarts\n", file)
-		mint := "ssehub token --publish '*'"
+		mint, pub := "ssehub token --publish '*'", "ssehub pub"
 		if dir := filepath.Dir(file); dir != server.DefaultDataDir {
 			mint = "ssehub token --data " + shellQuote(dir) + " --publish '*'"
+			pub += " --data " + shellQuote(dir)
+		}
+		if srv.HubURL() != defaultHub {
+			pub += " --hub " + shellQuote(srv.HubURL())
 		}
 		fmt.Fprintf(w, "  mint tokens with: %s\n", mint)
+		fmt.Fprintf(w, "  publish with: %s demo hello\n", pub)
 	} else {
 		fmt.Fprintln(w, "  publisher key: generated for this run (this store has no data directory to keep it in); set --publisher-key to keep tokens valid across restarts")
 	}
