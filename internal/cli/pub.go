@@ -17,6 +17,23 @@ import (
 
 const defaultHub = "http://localhost:8080/.well-known/mercure"
 
+// hubEndpoint checks a --hub value and returns the URL of the hub's
+// endpoint: the URL itself, or, for a URL with no path (the hub's base
+// URL, as serve's banner prints for the UI), its /.well-known/mercure
+// endpoint, so that both forms a user may copy work. It reports false
+// for anything but an absolute http or https URL.
+func hubEndpoint(raw string) (string, bool) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", false
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = "/.well-known/mercure"
+		u.RawPath = ""
+	}
+	return u.String(), true
+}
+
 func pub(ctx context.Context, stdio IO, args []string) error {
 	fs := flagSet("pub", "pub [flags] TOPIC DATA|-", stdio)
 	var (
@@ -26,7 +43,7 @@ func pub(ctx context.Context, stdio IO, args []string) error {
 		private                   bool
 		alternates                listFlag
 	)
-	fs.StringVar(&hubURL, "hub", defaultHub, "URL of the hub")
+	fs.StringVar(&hubURL, "hub", defaultHub, "URL of the hub: its endpoint, or its base URL (then /.well-known/mercure)")
 	fs.StringVar(&tok, "token", "", "publisher JWT")
 	fs.StringVar(&key, "publisher-key", "", "HMAC secret to mint a 10-minute token with, instead of --token (default: the key ssehub serve generated in --data)")
 	fs.StringVar(&dataDir, "data", server.DefaultDataDir, "`directory` of the hub (as for serve) whose generated publisher key mints the token when neither --token nor --publisher-key is set")
@@ -48,7 +65,8 @@ func pub(ctx context.Context, stdio IO, args []string) error {
 	if data == "-" && id != "" {
 		return usagef("--id cannot be used with -: every event needs its own ID")
 	}
-	if u, err := url.Parse(hubURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	hubURL, ok := hubEndpoint(hubURL)
+	if !ok {
 		return usagef("%s must be an http or https URL", origin(fs, stdio, "hub"))
 	}
 	topics := append([]string{topic}, alternates...)

@@ -24,7 +24,7 @@ func sub(ctx context.Context, stdio IO, args []string) error {
 		readTimeout         time.Duration
 		count               int
 	)
-	fs.StringVar(&hubURL, "hub", defaultHub, "URL of the hub")
+	fs.StringVar(&hubURL, "hub", defaultHub, "URL of the hub: its endpoint, or its base URL (then /.well-known/mercure)")
 	fs.StringVar(&tok, "token", "", "subscriber JWT, to receive private updates")
 	fs.StringVar(&lastID, "last-event-id", "", "resume after this event ID (earliest: all history)")
 	fs.BoolVar(&asJSON, "json", false, "print one JSON object per event")
@@ -40,8 +40,12 @@ func sub(ctx context.Context, stdio IO, args []string) error {
 	if count < 0 {
 		return usagef("%s must not be negative", origin(fs, stdio, "count"))
 	}
-	u, err := url.Parse(hubURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+	endpoint, ok := hubEndpoint(hubURL)
+	if !ok {
+		return usagef("%s must be an http or https URL", origin(fs, stdio, "hub"))
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil {
 		return usagef("%s must be an http or https URL", origin(fs, stdio, "hub"))
 	}
 	q := u.Query()
