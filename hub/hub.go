@@ -58,6 +58,14 @@ type Config struct {
 	// tests them in its own Drain, so that the cost of its patterns delays
 	// only itself: see SubscribeRequest.Topics. Zero means 4.
 	InlinePatterns int
+	// MatchBudget bounds the pattern tests the dispatcher makes for one
+	// update, in the units of CostlyMatcher.MatchCost (about a
+	// microsecond each): only the Match calls of CostlyMatchers that
+	// Known cannot answer are counted. A subscription whose test would
+	// spend more than is left of the budget is offered the update
+	// untested, and from then on tests every update in its own Drain, as
+	// one with more than InlinePatterns patterns does. Zero means 1000.
+	MatchBudget int
 }
 
 // DefaultIdempotencyBytes is the default of Config.IdempotencyBytes.
@@ -137,6 +145,7 @@ type Hub struct {
 	exact    map[string]map[*Subscription]struct{}
 	patterns map[*Subscription]struct{}
 	late     map[*Subscription]struct{} // matched in their own Drain
+	moved    []*Subscription            // dispatcher-owned: to move from patterns to late
 	count    int
 	closed   bool
 	lastSeq  atomic.Uint64 // seq of the last update dispatched
@@ -166,6 +175,9 @@ func New(cfg Config) (*Hub, error) {
 	}
 	if cfg.InlinePatterns <= 0 {
 		cfg.InlinePatterns = 4
+	}
+	if cfg.MatchBudget <= 0 {
+		cfg.MatchBudget = 1000
 	}
 	h := &Hub{
 		cfg:      cfg,
@@ -277,8 +289,21 @@ func (h *Hub) dispatch(u *Update) {
 			}
 		}
 	}
+	left := h.cfg.MatchBudget
 	for s := range h.patterns {
-		if anyMatch(s.patterns, u.Topics) && s.offer(u) {
+		if u.Pos.Seq <= max(s.lastOffered, s.skipUpTo) {
+			continue // offered already (an exact topic), or replay's
+		}
+		match, ok := s.matchInline(u.Topics, &left)
+		if !ok {
+			// Out of budget: s tests this update and the next ones in
+			// its own Drain.
+			s.startLate(u.Pos.Seq)
+			h.moved = append(h.moved, s)
+			s.offer(u) // counted as delivered by Drain, if it matches
+			continue
+		}
+		if match && s.offer(u) {
 			n++
 		}
 	}
@@ -286,8 +311,45 @@ func (h *Hub) dispatch(u *Update) {
 		s.offer(u) // counted as delivered by Drain, if it matches
 	}
 	h.mu.RUnlock()
+	if len(h.moved) > 0 {
+		h.moveLate()
+	}
 	h.stats.dispatched.Add(1)
 	h.stats.delivered.Add(uint64(n))
+}
+
+// moveLate moves the subscriptions in h.moved, which now test updates in
+// their own Drain, from the patterns and exact topics the dispatcher tests
+// to the subscriptions it offers every update, as register does for those
+// with more than InlinePatterns patterns.
+func (h *Hub) moveLate() {
+	h.mu.Lock()
+	for _, s := range h.moved {
+		if !s.registered {
+			continue
+		}
+		for _, t := range s.exactTopics {
+			if set := h.exact[t]; set != nil {
+				delete(set, s)
+				if len(set) == 0 {
+					delete(h.exact, t)
+				}
+			}
+		}
+		delete(h.patterns, s)
+		h.late[s] = struct{}{}
+	}
+	h.mu.Unlock()
+	clear(h.moved)
+	h.moved = h.moved[:0]
+}
+
+// startLate makes Drain test the updates queued from seq on: the
+// dispatcher stops testing s's patterns (Config.MatchBudget).
+func (s *Subscription) startLate(seq uint64) {
+	s.mu.Lock()
+	s.matchLate, s.lateFrom = true, seq
+	s.mu.Unlock()
 }
 
 // Publish validates u, assigns its ID (a random "urn:uuid:" when empty) and

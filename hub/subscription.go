@@ -100,9 +100,11 @@ type Subscription struct {
 	all         []Matcher
 	canRead     func([]string) bool
 	resume      Resume
-	cursor      Position // the registration position P, for Cursor
-	registered  bool     // guarded by h.mu
-	matchLate   bool     // Drain tests the selectors: see SubscribeRequest.Topics
+	cursor      Position        // the registration position P, for Cursor
+	registered  bool            // guarded by h.mu
+	costly      []CostlyMatcher // of each of patterns, or nil: see matchInline
+	matchLate   bool            // guarded by mu: Drain tests the selectors (SubscribeRequest.Topics, Config.MatchBudget)
+	lateFrom    uint64          // guarded by mu: queued updates before this seq were matched by the dispatcher
 
 	ready      chan struct{} // capacity 1: "Drain has something to say"; nil with notify
 	notify     func()
@@ -163,6 +165,7 @@ func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest) (*Subscriptio
 		s.patterns = append(s.patterns, m)
 	}
 	s.matchLate = len(s.patterns) > h.cfg.InlinePatterns
+	s.costly = costlyOf(s.patterns)
 
 	switch req.LastEventID {
 	case "":
@@ -411,11 +414,19 @@ func (s *Subscription) drainLate(dst []*Update) ([]*Update, error) {
 		s.late, s.queue = s.queue, s.late[:0]
 		s.lateHead, s.qbytes = 0, 0
 	}
-	queued, err := len(s.queue) > 0, s.err
+	queued, err, from := len(s.queue) > 0, s.err, s.lateFrom
 	s.mu.Unlock()
 	calls, n := 0, 0
 	for s.lateHead < len(s.late) && calls < lateMatchBudget {
 		u := s.late[s.lateHead]
+		if u.Pos.Seq < from {
+			// Matched, and counted, by the dispatcher before it
+			// stopped testing s (Config.MatchBudget).
+			dst = append(dst, u)
+			s.late[s.lateHead] = nil
+			s.lateHead++
+			continue
+		}
 		match := false
 		for ; s.lateNext < len(s.all) && calls < lateMatchBudget && !match; s.lateNext++ {
 			for _, t := range u.Topics {
