@@ -25,7 +25,10 @@
 // length, a URL pattern's 16 groups, a template's variables) and the
 // memory of the selectors of one request (Matcher.Size, MaxQueryBytes).
 // What keeps one subscriber's selectors from delaying the others is the
-// hub's: see hub.SubscribeRequest.Topics.
+// hub's: see hub.SubscribeRequest.Topics and hub.Config.MatchBudget. For
+// that, every Matcher implements hub.CostlyMatcher: Known answers what
+// needs no pattern test (a cached result, say) and MatchCost estimates
+// what one does.
 //
 // Every compiled Matcher implements hub.ExactMatcher: exact selectors, and
 // templates without variables, report their one topic so that the hub can

@@ -766,3 +766,75 @@ func heapAfterGC() uint64 {
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc
 }
+
+// TestKnownAndMatchCost: Known answers, without testing, what Match would
+// (exact selectors, the wildcard, a template's own text, cached results)
+// and nothing else; MatchCost grows with a pattern's groups or a
+// template's variables, so that the hub can bound its share of matching.
+func TestKnownAndMatchCost(t *testing.T) {
+	t.Parallel()
+	for _, cacheBytes := range []int{0, -1} {
+		c := newCompiler(t, selector.Config{MatchCacheBytes: cacheBytes})
+		compile := func(k selector.Kind, s string) *selector.Matcher {
+			t.Helper()
+			m, err := c.Compile(k, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return m
+		}
+		for _, tc := range []struct {
+			m     *selector.Matcher
+			topic string
+			want  bool
+		}{
+			{compile(selector.Exact, "https://example.com/a"), "https://example.com/a", true},
+			{compile(selector.Exact, "https://example.com/a"), "https://example.com/b", false},
+			{compile(selector.URLPattern, "*"), "anything", true},
+			{compile(selector.Template, "https://example.com/{x}"), "https://example.com/{x}", true},
+		} {
+			if v, ok := tc.m.Known(tc.topic); !ok || v != tc.want {
+				t.Errorf("%s.Known(%q) = %v, %v; want %v, true", tc.m, tc.topic, v, ok, tc.want)
+			}
+		}
+		for _, m := range []*selector.Matcher{compile(selector.Exact, "https://example.com/a"), compile(selector.Template, "*")} {
+			if got := m.MatchCost(); got != 0 {
+				t.Errorf("%s.MatchCost() = %d; want 0", m, got)
+			}
+		}
+		for _, tc := range []struct {
+			m       *selector.Matcher
+			yes, no string
+		}{
+			{compile(selector.Template, "https://example.com/{a}"), "https://example.com/1", "https://example.org/1"},
+			{compile(selector.URLPattern, "https://example.com/:a"), "https://example.com/1", "https://example.org/1"},
+		} {
+			for _, topic := range []string{tc.yes, tc.no} {
+				if _, ok := tc.m.Known(topic); ok {
+					t.Errorf("%s.Known(%q) knew before any Match", tc.m, topic)
+				}
+				want := topic == tc.yes
+				if got := tc.m.Match(topic); got != want {
+					t.Errorf("%s.Match(%q) = %v; want %v", tc.m, topic, got, want)
+				}
+				v, ok := tc.m.Known(topic)
+				if cached := cacheBytes >= 0; ok != cached || ok && v != want {
+					t.Errorf("cache %d: %s.Known(%q) after Match = %v, %v; want %v, %v", cacheBytes, tc.m, topic, v, ok, want, cached)
+				}
+			}
+			if tc.m.MatchCost() < 1 {
+				t.Errorf("%s.MatchCost() = %d; want at least 1", tc.m, tc.m.MatchCost())
+			}
+		}
+		one := compile(selector.Template, "https://example.com/{a}")
+		sixteen := compile(selector.Template, "https://example.com/{a}{b}{c}{d}{e}{f}{g}{h}{i}{j}{k}{l}{m}{n}{o}{p}")
+		if one.MatchCost() >= sixteen.MatchCost() {
+			t.Errorf("MatchCost of 1 variable %d, of 16 %d; want more for more", one.MatchCost(), sixteen.MatchCost())
+		}
+		p1 := compile(selector.URLPattern, "https://example.com/:a")
+		p3 := compile(selector.URLPattern, "https://example.com/:a/:b/:c")
+		if p1.MatchCost() >= p3.MatchCost() {
+			t.Errorf("MatchCost of 1 group %d, of 3 %d; want more for more", p1.MatchCost(), p3.MatchCost())
+		}
+	}
+}
