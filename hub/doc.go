@@ -12,7 +12,11 @@
 // testing each. A subscription with more patterns than
 // Config.InlinePatterns is not tested by the dispatcher: it is offered
 // every update and tests them in its own Drain, a bounded number at a time,
-// so that many or costly patterns delay no one else. Offering never
+// so that many or costly patterns delay no one else. The patterns the
+// dispatcher does test are bounded too: per update it spends at most
+// Config.MatchBudget on the tests a CostlyMatcher cannot answer from what
+// it knows (a cached result), and a subscription it has no budget left for
+// tests that update, and every later one, in its own Drain. Offering never
 // blocks: each subscription has a bounded queue (count and bytes), and a
 // subscription that overflows it is ended with ErrSlowConsumer; its client
 // resumes from history.

@@ -49,7 +49,10 @@ type SubscribeRequest struct {
 	// bounded number of Match calls at a time, so that the cost of many
 	// or costly patterns falls on this subscription alone. Such a
 	// subscription must drain at the rate of all updates, matching or
-	// not, or it overflows its queue and ends with ErrSlowConsumer.
+	// not, or it overflows its queue and ends with ErrSlowConsumer. A
+	// subscription of fewer patterns moves to testing them in Drain too,
+	// for good, from the first update for which its tests would cost the
+	// dispatcher more than is left of Config.MatchBudget.
 	Topics []Matcher
 	// CanRead reports whether the subscriber may read a private update with
 	// the given topics. Nil means it reads public updates only.
