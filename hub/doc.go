@@ -15,8 +15,9 @@
 // so that many or costly patterns delay no one else. The patterns the
 // dispatcher does test are bounded too: per update it spends at most
 // Config.MatchBudget on the tests a CostlyMatcher cannot answer from what
-// it knows (a cached result), and a subscription it has no budget left for
-// tests that update, and every later one, in its own Drain. Offering never
+// it knows (a cached result), and a subscription it has no budget left
+// for, or whose tests keep costing, tests that update or the next, and
+// every later one, in its own Drain. Offering never
 // blocks: each subscription has a bounded queue (count and bytes), and a
 // subscription that overflows it is ended with ErrSlowConsumer; its client
 // resumes from history.

@@ -64,7 +64,14 @@ type Config struct {
 	// Known cannot answer are counted. A subscription whose test would
 	// spend more than is left of the budget is offered the update
 	// untested, and from then on tests every update in its own Drain, as
-	// one with more than InlinePatterns patterns does. Zero means 1000.
+	// one with more than InlinePatterns patterns does. So does, after its
+	// last test, a subscription whose tests have cost more than a
+	// sixteenth of MatchBudget over the updates since one cost nothing:
+	// its patterns are costly and their results not cached (distinct
+	// selectors, new topics), so it would spend the budget again and
+	// again. Results that are known (cached, typically because
+	// subscriptions share the selector) keep a subscription with the
+	// dispatcher. Zero means 1000.
 	MatchBudget int
 }
 
@@ -294,7 +301,14 @@ func (h *Hub) dispatch(u *Update) {
 		if u.Pos.Seq <= max(s.lastOffered, s.skipUpTo) {
 			continue // offered already (an exact topic), or replay's
 		}
-		match, ok := s.matchInline(u.Topics, &left)
+		match, ok, spent := false, true, 0
+		if s.costly == nil {
+			match = anyMatch(s.patterns, u.Topics)
+		} else {
+			spent = left
+			match, ok = s.matchCostly(u.Topics, &left)
+			spent -= left
+		}
 		if !ok {
 			// Out of budget: s tests this update and the next ones in
 			// its own Drain.
@@ -305,6 +319,18 @@ func (h *Hub) dispatch(u *Update) {
 		}
 		if match && s.offer(u) {
 			n++
+		}
+		if spent == 0 {
+			if s.matchDebt != 0 {
+				s.matchDebt = 0
+			}
+			continue
+		}
+		if s.matchDebt += spent; s.matchDebt > h.cfg.MatchBudget/matchDebtShare {
+			// Costly and uncached, update after update: s tests the
+			// next ones in its own Drain.
+			s.startLate(u.Pos.Seq + 1)
+			h.moved = append(h.moved, s)
 		}
 	}
 	for s := range h.late {
@@ -317,6 +343,11 @@ func (h *Hub) dispatch(u *Update) {
 	h.stats.dispatched.Add(1)
 	h.stats.delivered.Add(uint64(n))
 }
+
+// matchDebtShare divides Config.MatchBudget into what one subscription
+// may cost the dispatcher, update after update since a test that cost
+// nothing, before it tests its updates in its own Drain.
+const matchDebtShare = 16
 
 // moveLate moves the subscriptions in h.moved, which now test updates in
 // their own Drain, from the patterns and exact topics the dispatcher tests

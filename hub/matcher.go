@@ -65,14 +65,12 @@ func costlyOf(ms []Matcher) []CostlyMatcher {
 	return cs
 }
 
-// matchInline is anyMatch for the dispatcher: it tests s's patterns against
-// topics, spending from *left the MatchCost of every CostlyMatcher's Match
-// that Known cannot answer. It returns ok false, and tests no further,
-// when such a Match would cost more than *left.
-func (s *Subscription) matchInline(topics []string, left *int) (match, ok bool) {
-	if s.costly == nil {
-		return anyMatch(s.patterns, topics), true
-	}
+// matchCostly is anyMatch for the dispatcher and a subscription with
+// CostlyMatchers among its patterns: it tests the patterns against topics,
+// spending from *left the MatchCost of every CostlyMatcher's Match that
+// Known cannot answer. It returns ok false, and tests no further, when
+// such a Match would cost more than *left.
+func (s *Subscription) matchCostly(topics []string, left *int) (match, ok bool) {
 	for i, m := range s.patterns {
 		c := s.costly[i]
 		for _, t := range topics {

@@ -51,8 +51,8 @@ type SubscribeRequest struct {
 	// subscription must drain at the rate of all updates, matching or
 	// not, or it overflows its queue and ends with ErrSlowConsumer. A
 	// subscription of fewer patterns moves to testing them in Drain too,
-	// for good, from the first update for which its tests would cost the
-	// dispatcher more than is left of Config.MatchBudget.
+	// for good, once its tests would cost the dispatcher more than is left
+	// of Config.MatchBudget, or keep costing it (see there).
 	Topics []Matcher
 	// CanRead reports whether the subscriber may read a private update with
 	// the given topics. Nil means it reads public updates only.
@@ -105,7 +105,7 @@ type Subscription struct {
 	resume      Resume
 	cursor      Position        // the registration position P, for Cursor
 	registered  bool            // guarded by h.mu
-	costly      []CostlyMatcher // of each of patterns, or nil: see matchInline
+	costly      []CostlyMatcher // of each of patterns, or nil: see matchCostly
 	matchLate   bool            // guarded by mu: Drain tests the selectors (SubscribeRequest.Topics, Config.MatchBudget)
 	lateFrom    uint64          // guarded by mu: queued updates before this seq were matched by the dispatcher
 
@@ -115,6 +115,7 @@ type Subscription struct {
 
 	// dispatcher-owned
 	lastOffered uint64
+	matchDebt   int    // MatchCost spent on s since a test that cost nothing
 	skipUpTo    uint64 // live updates at or before this seq are replay's
 
 	mu     sync.Mutex
