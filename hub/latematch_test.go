@@ -58,6 +58,31 @@ func hostile(n int, topic string, log *eventLog, calls *atomic.Int64) []Matcher 
 	return ms
 }
 
+// subscribeHostile subscribes n subscriptions with the selectors topics
+// makes, then a control subscription to control whose notifications log
+// records (as "control notified"), and closes them all when the test ends.
+func subscribeHostile(t *testing.T, h *Hub, n int, topics func() []Matcher, control Matcher, log *eventLog) (hs []*Subscription, c *Subscription) {
+	t.Helper()
+	ctx := context.Background()
+	for range n {
+		s, err := h.Subscribe(ctx, SubscribeRequest{Topics: topics()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		hs = append(hs, s)
+	}
+	c, err := h.Subscribe(ctx, SubscribeRequest{
+		Topics: []Matcher{control},
+		Notify: func() { log.add("control notified") },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return hs, c
+}
+
 // TestCostlySubscriptionsDoNotDelayOthers is issue 17, point 6: a
 // subscriber with many patterns must not delay the others' events. Hostile
 // subscriptions are offered updates on another topic first; then the
@@ -87,23 +112,7 @@ func TestCostlySubscriptionsDoNotDelayOthers(t *testing.T) {
 			h := newHub(t, Config{InlinePatterns: inline})
 			ctx := context.Background()
 			log := &eventLog{}
-			var hs []*Subscription
-			for range 3 {
-				s, err := h.Subscribe(ctx, SubscribeRequest{Topics: hostile(tt.patterns, "h", log, nil)})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer s.Close()
-				hs = append(hs, s)
-			}
-			control, err := h.Subscribe(ctx, SubscribeRequest{
-				Topics: []Matcher{tt.control()},
-				Notify: func() { log.add("control notified") },
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer control.Close()
+			hs, control := subscribeHostile(t, h, 3, func() []Matcher { return hostile(tt.patterns, "h", log, nil) }, tt.control(), log)
 			for i := range hostileUpdates {
 				publish(t, h, &Update{ID: fmt.Sprintf("h%d", i), Topics: []string{"h"}})
 			}

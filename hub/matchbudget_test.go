@@ -73,23 +73,7 @@ func TestMatchBudgetBoundsTheDispatcher(t *testing.T) {
 			h := newHub(t, Config{MatchBudget: budget})
 			ctx := context.Background()
 			log := &eventLog{}
-			var hs []*Subscription
-			for range subs {
-				s, err := h.Subscribe(ctx, SubscribeRequest{Topics: costlyPatterns(patterns, "h/", cost, log, nil)})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer s.Close()
-				hs = append(hs, s)
-			}
-			control, err := h.Subscribe(ctx, SubscribeRequest{
-				Topics: []Matcher{tt.control()},
-				Notify: func() { log.add("control notified") },
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer control.Close()
+			hs, control := subscribeHostile(t, h, subs, func() []Matcher { return costlyPatterns(patterns, "h/", cost, log, nil) }, tt.control(), log)
 			var want []string
 			for i := range hostileUpdates {
 				id := fmt.Sprintf("h%d", i)
