@@ -326,18 +326,23 @@ func (s *Store) newEpoch() error {
 // markLog records in bbolt that the log has reached segment num, and
 // whether the store is closing with every logged update applied.
 func (s *Store) markLog(num uint64, clean bool) error {
-	v := binary.BigEndian.AppendUint64(make([]byte, 0, 9), num)
-	if clean {
-		v = append(v, 1)
-	} else {
-		v = append(v, 0)
-	}
+	v := logMark(num, clean)
 	err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyLog, v) })
 	if err != nil {
 		return fmt.Errorf("recording the write-ahead log in %s: %w", FileName, err)
 	}
 	s.logSeg = num
 	return nil
+}
+
+// logMark is keyLog's value: the segment number, then 1 when the store
+// was closed cleanly (bbolt holds everything the log does), else 0.
+func logMark(num uint64, clean bool) []byte {
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 9), num)
+	if clean {
+		return append(v, 1)
+	}
+	return append(v, 0)
 }
 
 // load creates the buckets and epoch of a new store and reads the state of
@@ -953,8 +958,7 @@ func (s *Store) commit(batch []*request) (publish func(), err error) {
 				newest = binary.BigEndian.Uint64(k)
 			}
 			if logSeg > s.logSeg {
-				v := binary.BigEndian.AppendUint64(make([]byte, 0, 9), logSeg)
-				if err := tx.Bucket(bucketMeta).Put(keyLog, append(v, 0)); err != nil {
+				if err := tx.Bucket(bucketMeta).Put(keyLog, logMark(logSeg, false)); err != nil {
 					return err
 				}
 			}
@@ -1147,55 +1151,12 @@ func (s *Store) read(ctx context.Context, after hub.Position, upto uint64, fn fu
 		}
 		clear(buf) // the previous batch: fn has seen it
 		buf = buf[:0]
-		err := s.view(func(tx *bolt.Tx, first, applied uint64) error {
-			if after.Epoch != "" && after.Epoch != s.epoch {
-				return hub.ErrEpochChanged
+		var fromTail bool
+		if buf, fromTail = s.readTail(after, upto, size, buf); !fromTail {
+			var err error
+			if buf, err = s.readDisk(after, upto, size, buf); err != nil {
+				return err
 			}
-			last := applied
-			if upto != 0 {
-				last = min(last, upto)
-			}
-			// Recent history is in the tail: the updates Append was
-			// given, shared by every reader instead of decoded for each
-			// (a resume storm reads the same recent updates thousands of
-			// times). Only without per-topic limits: those delete
-			// updates the tail still holds.
-			if from := max(after.Seq+1, first); s.cfg.TopicLimits == nil && len(s.tail) > 0 && from >= s.tailFirst && from <= last {
-				for seq := from; seq <= last && len(buf) < size; seq++ {
-					buf = append(buf, s.tail[seq-s.tailFirst])
-				}
-				return nil
-			}
-			c := tx.Bucket(bucketLog).Cursor()
-			bytes := 0
-			for k, v := c.Seek(seqKey(max(after.Seq+1, first))); k != nil && len(buf) < size && bytes < readBatchBytes; k, v = c.Next() {
-				seq := binary.BigEndian.Uint64(k)
-				if seq > last {
-					break
-				}
-				rec, err := unseal(k, v, s.bare)
-				if err != nil {
-					return fmt.Errorf("%w at seq %d", err, seq)
-				}
-				u, err := decode(rec, hub.Position{Seq: seq, Epoch: s.epoch})
-				if err != nil {
-					return fmt.Errorf("%w at seq %d", err, seq)
-				}
-				buf = append(buf, u)
-				bytes += len(v)
-			}
-			if len(buf) == 0 {
-				for _, u := range s.unapplied(after.Seq + 1) {
-					if upto != 0 && u.Pos.Seq > upto || len(buf) == size {
-						break
-					}
-					buf = append(buf, u)
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return err
 		}
 		if len(buf) == 0 {
 			return nil
@@ -1208,6 +1169,81 @@ func (s *Store) read(ctx context.Context, after hub.Position, upto uint64, fn fu
 		}
 		size = min(size*4, 1024)
 	}
+}
+
+// readDisk appends to buf up to size updates after after (and at most
+// upto, unless 0), decoded from bbolt (at most readBatchBytes of records
+// past the first), or, when bbolt holds none of them yet, from the updates
+// it has not applied.
+func (s *Store) readDisk(after hub.Position, upto uint64, size int, buf []*hub.Update) ([]*hub.Update, error) {
+	err := s.view(func(tx *bolt.Tx, first, applied uint64) error {
+		if after.Epoch != "" && after.Epoch != s.epoch {
+			return hub.ErrEpochChanged
+		}
+		last := applied
+		if upto != 0 {
+			last = min(last, upto)
+		}
+		c := tx.Bucket(bucketLog).Cursor()
+		n := 0
+		for k, v := c.Seek(seqKey(max(after.Seq+1, first))); k != nil && len(buf) < size && n < readBatchBytes; k, v = c.Next() {
+			seq := binary.BigEndian.Uint64(k)
+			if seq > last {
+				break
+			}
+			rec, err := unseal(k, v, s.bare)
+			if err != nil {
+				return fmt.Errorf("%w at seq %d", err, seq)
+			}
+			u, err := decode(rec, hub.Position{Seq: seq, Epoch: s.epoch})
+			if err != nil {
+				return fmt.Errorf("%w at seq %d", err, seq)
+			}
+			buf = append(buf, u)
+			n += len(v)
+		}
+		if len(buf) == 0 {
+			for _, u := range s.unapplied(after.Seq + 1) {
+				if upto != 0 && u.Pos.Seq > upto || len(buf) == size {
+					break
+				}
+				buf = append(buf, u)
+			}
+		}
+		return nil
+	})
+	return buf, err
+}
+
+// readTail appends to buf up to size updates after after (and at most
+// upto, unless 0) from the tail, the updates Append was given, shared by
+// every reader instead of decoded for each (a resume storm reads the same
+// recent updates thousands of times), with no bbolt transaction. It
+// reports false, appending nothing, when the tail does not hold the first
+// of them, when per-topic limits are set (they delete updates the tail
+// still holds), or when the store is closed or after is from another epoch
+// (read's transaction then reports it).
+func (s *Store) readTail(after hub.Position, upto uint64, size int, buf []*hub.Update) ([]*hub.Update, bool) {
+	if s.cfg.TopicLimits != nil {
+		return buf, false
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed || len(s.tail) == 0 || (after.Epoch != "" && after.Epoch != s.epoch) {
+		return buf, false
+	}
+	last := s.applied
+	if upto != 0 {
+		last = min(last, upto)
+	}
+	from := max(after.Seq+1, s.first)
+	if from < s.tailFirst || from > last {
+		return buf, false
+	}
+	for seq := from; seq <= last && len(buf) < size; seq++ {
+		buf = append(buf, s.tail[seq-s.tailFirst])
+	}
+	return buf, true
 }
 
 // Follow calls fn with every update appended after after, in order, once

@@ -220,11 +220,12 @@ func (w *txn) dropVote(h [16]byte, seq uint64) (int64, error) {
 	if e.flags&entryPinned != 0 {
 		return e.size, nil
 	}
-	v := w.log.Get(seqKey(seq))
+	k := seqKey(seq)
+	v := w.log.Get(k)
 	if v == nil {
 		return e.size, nil // already deleted (by a global limit)
 	}
-	rec, err := unseal(seqKey(seq), v, w.bare)
+	rec, err := unseal(k, v, w.bare)
 	if err != nil {
 		return 0, fmt.Errorf("%w at seq %d", err, seq)
 	}

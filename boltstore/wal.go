@@ -197,7 +197,6 @@ type wal struct {
 	segs  []*segment // oldest first; the last is being written
 	f     *os.File   // the last segment
 	salt  uint64
-	start int64 // where the frames of the last segment start
 	off   int64 // where the next frame goes
 	retry bool  // the frame at off failed: the next goes there too
 	buf   []byte
@@ -437,7 +436,7 @@ func (w *wal) path(num uint64) string { return filepath.Join(w.dir, fmt.Sprintf(
 // (which may have reached the disk) is overwritten.
 func (w *wal) append(first uint64, recs [][]byte, applied uint64) error {
 	w.buf = appendFrame(w.buf[:0], w.salt, first, recs)
-	if w.f == nil || !w.retry && w.off > w.start && w.off+int64(len(w.buf)) > w.size-trailerLen {
+	if w.f == nil || !w.retry && w.off > segHeaderLen && w.off+int64(len(w.buf)) > w.size-trailerLen {
 		if err := w.next(applied); err != nil {
 			return err
 		}
@@ -580,7 +579,6 @@ func (w *wal) next(applied uint64) error {
 	}
 	w.segs = append(w.segs, &segment{num: num})
 	w.f, w.salt, w.off, w.retry, w.direct = f, salt, segHeaderLen, false, direct
-	w.start = segHeaderLen
 	if direct {
 		if cap(w.block) < blockSize {
 			w.block = alignedBuf(blockSize)
