@@ -246,9 +246,14 @@ func clientIP(r *http.Request) string {
 // tooMany answers 429 with a Retry-After of d, rounded up to whole
 // seconds.
 func (h *Handler) tooMany(w http.ResponseWriter, r *http.Request, d time.Duration, reason string) {
-	secs := int64(math.Ceil(d.Seconds()))
-	w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+	setRetryAfter(w.Header(), d)
 	h.fail(w, r, http.StatusTooManyRequests, reason)
+}
+
+// setRetryAfter sets hd's Retry-After to d in whole seconds, rounded up,
+// at least 1.
+func setRetryAfter(hd http.Header, d time.Duration) {
+	hd.Set("Retry-After", strconv.FormatInt(max(int64(math.Ceil(d.Seconds())), 1), 10))
 }
 
 // Refusal labels of the limits, for Observer.Refused.

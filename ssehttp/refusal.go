@@ -2,7 +2,6 @@ package ssehttp
 
 import (
 	"bytes"
-	"math"
 	"mime"
 	"net/http"
 	"strconv"
@@ -39,8 +38,7 @@ const (
 // Retry-After header, so that access logs and curl users see the refusal
 // and the back-off the hub asks for.
 func (h *Handler) refuseStream(w http.ResponseWriter, r *http.Request, status int, label, reason string, retry time.Duration) {
-	secs := int64(math.Ceil(retry.Seconds()))
-	w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+	setRetryAfter(w.Header(), retry)
 	if !acceptsEventStream(r) {
 		h.fail(w, r, status, reason)
 		return
@@ -119,7 +117,7 @@ func (h *Handler) rawDrainRefusal(hd http.Header, r *http.Request) []byte {
 	for _, k := range []string{"Mercure-Last-Event-Id", "Last-Event-Id", "Transfer-Encoding", "Content-Encoding"} {
 		hd.Del(k)
 	}
-	hd.Set("Retry-After", strconv.FormatInt(max(int64(math.Ceil(retry.Seconds())), 1), 10))
+	setRetryAfter(hd, retry)
 	hd.Set("Connection", "close")
 	var status string
 	var body []byte

@@ -60,13 +60,7 @@ func token(_ context.Context, stdio IO, args []string) error {
 			return usagef("%s must not be empty", origin(fs, stdio, "audience"))
 		}
 	}
-	tok, err := jwtauth.Mint(jwtauth.Key{Secret: []byte(key)}, jwtauth.Claims{
-		Subject:   subject,
-		Publish:   publish,
-		Subscribe: subscribe,
-		Audience:  audience,
-		Expires:   time.Now().Add(ttl),
-	})
+	tok, err := mintToken(key, subject, publish, subscribe, ttl, audience...)
 	if err != nil {
 		return err
 	}
@@ -94,13 +88,15 @@ func generatedKey(dataDir, need string) (key, file string, err error) {
 	return key, file, nil
 }
 
-// mintToken signs an HS256 token carrying the Mercure claim. Callers check
-// the key first with checkKey, to name where it came from.
-func mintToken(key, subject string, publish, subscribe []string, ttl time.Duration) (string, error) {
+// mintToken signs an HS256 token carrying the Mercure claim and, when
+// given, the audiences it is for. Callers check the key first with
+// checkKey, to name where it came from.
+func mintToken(key, subject string, publish, subscribe []string, ttl time.Duration, audience ...string) (string, error) {
 	return jwtauth.Mint(jwtauth.Key{Secret: []byte(key)}, jwtauth.Claims{
 		Subject:   subject,
 		Publish:   publish,
 		Subscribe: subscribe,
+		Audience:  audience,
 		Expires:   time.Now().Add(ttl),
 	})
 }

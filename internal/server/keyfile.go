@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/ssehub/ssehub/auth/jwtauth"
 )
@@ -102,14 +103,18 @@ func writeFileAtomic(dir, path string, data []byte) error {
 	return syncDir(dir)
 }
 
-// syncDir makes a rename in dir durable.
+// syncDir makes a rename in dir durable, where the file system can sync
+// a directory (as boltstore's log does).
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	return d.Sync()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return err // EINVAL: a file system that cannot sync a directory
+	}
+	return nil
 }
 
 // generateKey returns a random publisher key: 32 bytes, hex-encoded.
